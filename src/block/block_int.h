@@ -1,0 +1,106 @@
+/* What a block driver (a format or protocol) implements, and the node state
+ * the generic layer (block.c) keeps for it. Only src/block/ includes this. */
+#ifndef QUOKKA_BLOCK_BLOCK_INT_H
+#define QUOKKA_BLOCK_BLOCK_INT_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include "block/block.h"
+#include "util/opts.h"
+
+struct json_object;
+
+struct bdev {
+    const struct block_driver *drv;
+    void *opaque;                 /* driver state, drv->state_size bytes */
+    char *filename;
+    int flags;                    /* BDEV_O_* as opened */
+    bool read_only;
+    struct bdev *file;            /* protocol node under a format node, or NULL */
+    struct bdev *backing;         /* opened backing node, or NULL */
+    char *backing_file;           /* as recorded in the image (qcow2), or NULL */
+    char *backing_format;
+    uint32_t request_alignment;   /* 1, or the O_DIRECT alignment of the host file */
+    struct bdev_aio *aio;         /* async engine for this node (block/aio.c) */
+};
+
+struct bdev_snapshot {
+    char id[128];
+    char name[256];
+    uint64_t vm_state_size;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t icount;              /* -1 if not recorded */
+};
+
+/* Result of check, with the fields qemu-img check prints and returns. */
+struct bdev_check_result {
+    int corruptions, leaks, check_errors;
+    int corruptions_fixed, leaks_fixed;
+    int64_t image_end_offset;
+    uint64_t total_clusters, allocated_clusters, fragmented_clusters, compressed_clusters;
+};
+enum { BDEV_FIX_LEAKS = 1, BDEV_FIX_ERRORS = 2 };
+
+/* Extra facts for `info`. */
+struct bdev_info {
+    uint64_t cluster_size;        /* 0 if the format has none */
+    bool dirty;
+    struct json_object *format_specific; /* {"type": ..., "data": {...}} or NULL; caller frees */
+};
+
+/* One -o option a format accepts at create/amend time (for `-o help`). */
+struct create_opt_desc {
+    const char *name;
+    const char *type;             /* "size", "bool", "str", "num" */
+    const char *help;
+};
+
+struct block_driver {
+    const char *name;
+    size_t state_size;
+    bool is_protocol;             /* "file": opens the host path itself */
+
+    /* Probe score 0..100 for the first bytes of a file. */
+    int (*probe)(const uint8_t *buf, int len, const char *filename);
+    /* Format drivers are called with bs->file already open. */
+    int (*open)(struct bdev *bs, const struct bdev_open_opts *o, struct error *err);
+    void (*close)(struct bdev *bs);
+
+    int (*preadv)(struct bdev *bs, uint64_t offset, const struct iovec *iov, int cnt);
+    int (*pwritev)(struct bdev *bs, uint64_t offset, const struct iovec *iov, int cnt, int flags);
+    int (*pwrite_zeroes)(struct bdev *bs, uint64_t offset, uint64_t bytes, int flags);
+    int (*pdiscard)(struct bdev *bs, uint64_t offset, uint64_t bytes);
+    int (*flush)(struct bdev *bs);
+    int (*pwrite_compressed)(struct bdev *bs, uint64_t offset, const void *buf, uint64_t bytes);
+    int (*block_status)(struct bdev *bs, uint64_t offset, uint64_t bytes,
+                        uint64_t *pnum, uint64_t *map, struct bdev **file);
+    int64_t (*getlength)(struct bdev *bs);
+    /* Bytes the image occupies on the host (info's "disk size"). */
+    int64_t (*allocated_size)(struct bdev *bs);
+    int (*truncate)(struct bdev *bs, uint64_t size, bool shrink, const char *prealloc,
+                    struct error *err);
+
+    /* Create an image; the driver consumes the -o keys it knows (opts_get
+     * marks them), the caller rejects leftovers. */
+    int (*create)(const char *filename, uint64_t size, struct opts *o, struct error *err);
+    const struct create_opt_desc *create_opts;
+    int (*amend)(struct bdev *bs, struct opts *o, bool force, struct error *err);
+    int (*get_info)(struct bdev *bs, struct bdev_info *info);
+    int (*check)(struct bdev *bs, struct bdev_check_result *res, int fix, FILE *log);
+    /* Rewrite the recorded backing file name/format (rebase, commit). */
+    int (*change_backing_file)(struct bdev *bs, const char *file, const char *fmt);
+    /* Drop all data (commit -d keeps it; used by commit when emptying). */
+    int (*make_empty)(struct bdev *bs);
+
+    int (*snapshot_create)(struct bdev *bs, const char *name, struct error *err);
+    int (*snapshot_goto)(struct bdev *bs, const char *id_or_name, struct error *err);
+    int (*snapshot_delete)(struct bdev *bs, const char *id_or_name, struct error *err);
+    int (*snapshot_list)(struct bdev *bs, struct bdev_snapshot **list); /* returns count */
+};
+
+extern const struct block_driver bdrv_file;
+extern const struct block_driver bdrv_raw;
+extern const struct block_driver bdrv_qcow2;
+
+#endif
