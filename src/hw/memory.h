@@ -1,0 +1,61 @@
+/* Guest physical address spaces: memory (RAM + MMIO) and I/O ports.
+ *
+ * One dispatch serves every accelerator: KVM exits and the emulated CPU's
+ * slow path both land in as_read/as_write; devices do DMA through
+ * as_rw/as_ram_ptr and never see a host address beyond RAM.
+ * Handlers run with the device lock held (util/mainloop.h). */
+#ifndef QUOKKA_HW_MEMORY_H
+#define QUOKKA_HW_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mainloop;
+
+/* A device's register window. offset is relative to the region base;
+ * size is 1, 2, 4 or 8. Reads of unassigned space return all ones. */
+struct mem_ops {
+    uint64_t (*read)(void *opaque, uint64_t offset, unsigned size);
+    void (*write)(void *opaque, uint64_t offset, uint64_t value, unsigned size);
+};
+
+struct mem_region {
+    uint64_t base, size;
+    void *ram;                    /* host memory for RAM regions, else NULL */
+    const struct mem_ops *ops;    /* for I/O regions */
+    void *opaque;
+    const char *name;
+    int priority;                 /* higher wins where regions overlap (e.g. APIC over RAM) */
+};
+
+struct address_space;
+
+struct address_space *as_new(const char *name, struct mainloop *ml);
+void as_free(struct address_space *as);
+int as_add_ram(struct address_space *as, uint64_t base, uint64_t size, void *host, const char *name);
+int as_add_io(struct address_space *as, uint64_t base, uint64_t size, const struct mem_ops *ops,
+              void *opaque, const char *name, int priority);
+/* Remove the region registered at base with this opaque (PCI BAR moves). */
+int as_del(struct address_space *as, uint64_t base, void *opaque);
+/* Region covering addr (highest priority), or NULL. Safe from vCPU threads
+ * without the device lock (the region list is replaced, not edited). */
+const struct mem_region *as_lookup(struct address_space *as, uint64_t addr);
+/* Snapshot of all regions, sorted by base, for `info mtree`; returns count. */
+int as_regions(struct address_space *as, struct mem_region *out, int max);
+
+/* Accesses that may hit a device: take the device lock around the handler. */
+uint64_t as_read(struct address_space *as, uint64_t addr, unsigned size);
+void as_write(struct address_space *as, uint64_t addr, uint64_t value, unsigned size);
+
+/* Host pointer for [gpa, gpa+len) if it is all inside one RAM region, else NULL. */
+void *as_ram_ptr(struct address_space *as, uint64_t gpa, uint64_t len);
+/* Device DMA: copies through RAM (and MMIO, a byte at a time). Returns 0 or -EFAULT. */
+int as_rw(struct address_space *as, uint64_t gpa, void *buf, uint64_t len, bool is_write);
+
+/* Called after any write to RAM not done by the emulated CPU itself (DMA,
+ * loaders), so the CPU can drop decoded code for those bytes. */
+typedef void as_ram_write_hook(void *opaque, uint64_t gpa, uint64_t len);
+void as_set_ram_write_hook(struct address_space *as, as_ram_write_hook *hook, void *opaque);
+
+#endif
