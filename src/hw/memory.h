@@ -57,5 +57,8 @@ int as_rw(struct address_space *as, uint64_t gpa, void *buf, uint64_t len, bool 
  * loaders), so the CPU can drop decoded code for those bytes. */
 typedef void as_ram_write_hook(void *opaque, uint64_t gpa, uint64_t len);
 void as_set_ram_write_hook(struct address_space *as, as_ram_write_hook *hook, void *opaque);
+/* Tell the hook that [gpa, gpa+len) of RAM changed behind its back (a
+ * device or loader wrote through as_ram_ptr). as_rw/as_write call it. */
+void as_ram_written(struct address_space *as, uint64_t gpa, uint64_t len);
 
 #endif
