@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "accel/emu/cpu.h"
+#include "accel/emu/fpu.h"
 
 #define X86_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define X86_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -172,37 +173,6 @@ struct x86_lazy {
     uint8_t op, size;       /* X86_LF_*, operand size in bytes */
 };
 
-/* x87 register: a host long double is the same 80-bit format, so MMX
- * views the mantissa and x87 code the long double. */
-union x86_fpreg {
-    long double ld;
-    struct { uint64_t mant; uint16_t sexp; };
-    uint8_t raw[16];
-};
-
-union x86_xmm {
-    uint8_t b[16];
-    uint16_t w[8];
-    uint32_t d[4];
-    uint64_t q[2];
-    int8_t sb[16];
-    int16_t sw[8];
-    int32_t sd[4];
-    int64_t sq[2];
-    float f[4];
-    double f64[2];
-};
-
-struct x86_fpu {
-    union x86_fpreg st[8];  /* physical registers R0..R7 */
-    uint16_t fcw, fsw;      /* fsw TOP bits (13:11) are kept in `top` while running */
-    uint16_t ftw;           /* full tag word (2 bits per register) */
-    uint16_t fop;
-    uint8_t top;
-    uint64_t fip, fdp;
-    uint16_t fcs, fds;
-};
-
 /* Software TLB: per privilege class (0 = supervisor, 1 = user), direct
  * mapped on the linear page. A tag is the page-aligned linear address, or
  * X86_TLB_INVALID; host = la + addend for RAM. MMIO pages never get a tag,
@@ -235,7 +205,7 @@ struct x86_cpu {
     struct x86_seg seg[8];  /* ES CS SS DS FS GS LDTR TR */
     struct x86_tlb_entry tlb[2][X86_TLB_SIZE];
 
-    uint64_t cr0, cr2, cr3, cr4, efer, xcr0;
+    uint64_t cr0, cr2, cr3, cr4, efer;     /* XCR0 is fpu.xcr0 */
     uint64_t gdt_base, idt_base;
     uint16_t gdt_limit, idt_limit;
     uint64_t dr[8];
@@ -245,10 +215,8 @@ struct x86_cpu {
     uint64_t misc_enable;
     int64_t tsc_offset;     /* guest TSC = host ns * scale + offset */
 
-    /* SIMD / x87 state (handlers in sse*.c, x87.c, fxsave.c) */
-    union x86_xmm xmm[16];
-    uint32_t mxcsr;
-    struct x86_fpu fpu;
+    /* SIMD / x87 state (fpu.h; handlers in sse*.c, x87.c, fxsave.c) */
+    struct x86_fpu_state fpu;
 
     /* control */
     jmp_buf jmp;            /* x86_raise() lands here */
