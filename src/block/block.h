@@ -8,7 +8,21 @@
  *
  * All calls return 0 (or a count) on success and -errno on failure. The
  * synchronous calls are thread-safe; bdev_aio_* lets many requests be in
- * flight at once (io_uring where the chain allows, a worker pool otherwise). */
+ * flight at once (io_uring where the chain allows, a worker pool otherwise).
+ *
+ * Errors from bdev_open carry the block layer's reason in err, worded as
+ * QEMU's block layer words it ("Could not open 'x': No such file or
+ * directory", "Unknown driver 'foo'", "Failed to get "write" lock\nIs another
+ * process using the image [x]?"); tools add their own prefix if they want
+ * one. Requests past the virtual size of a format node fail with -EIO,
+ * writes to a read-only node with -EACCES.
+ *
+ * Image locking: a read-write open takes the "write" permission and refuses
+ * to share it; a read-only open refuses to share "write" too. So a second
+ * read-write opener, or a reader while someone writes, is refused (in this
+ * process or another, QEMU included: the same OFD lock bytes). Ways out:
+ * BDEV_O_SHARE_RW (share "write"), BDEV_O_FORCE_SHARE (read-only only:
+ * share everything), BDEV_O_NO_LOCK (take no locks). */
 #ifndef QUOKKA_BLOCK_BLOCK_H
 #define QUOKKA_BLOCK_BLOCK_H
 
@@ -65,6 +79,9 @@ int bdev_open_simple(struct bdev **out, const char *filename, const char *format
 void bdev_close(struct bdev *bs);
 
 int64_t bdev_getlength(struct bdev *bs);          /* virtual size in bytes */
+/* Bytes the image occupies on the host (info's "disk size"): the driver's
+ * answer, else its file node's. */
+int64_t bdev_allocated_size(struct bdev *bs);
 const char *bdev_format_name(struct bdev *bs);
 const char *bdev_filename(struct bdev *bs);
 bool bdev_is_read_only(struct bdev *bs);
@@ -96,8 +113,18 @@ int bdev_block_status_above(struct bdev *bs, uint64_t offset, uint64_t bytes,
 int bdev_truncate(struct bdev *bs, uint64_t size, bool shrink, const char *prealloc,
                   struct error *err);
 
-/* Asynchronous requests. cb runs on a block-layer thread (or, for io_uring,
- * the completion thread) with ret as the synchronous call would return. */
+/* Asynchronous requests. Each returns 0 when the request was accepted (cb
+ * then runs exactly once) or -errno when it was refused up front (bad range,
+ * read-only node, no memory), and then cb never runs.
+ *
+ * Which thread runs cb: never the caller's, never inside the bdev_aio_*
+ * call. With io_uring (raw over file, or a file node, without
+ * BDEV_O_AIO_THREADS) it is the node's completion thread, for reads, writes
+ * and flushes it could take directly; everything else completes on one of
+ * the node's worker threads. Callbacks of one node may therefore run on
+ * several threads at once. cb gets ret as the synchronous call would return
+ * it; it may submit new requests but must not call bdev_close, which waits
+ * for every request in flight on the node and then stops its threads. */
 typedef void bdev_cb(void *opaque, int ret);
 int bdev_aio_preadv(struct bdev *bs, uint64_t offset, const struct iovec *iov, int iovcnt,
                     bdev_cb *cb, void *opaque);
@@ -107,6 +134,9 @@ int bdev_aio_flush(struct bdev *bs, bdev_cb *cb, void *opaque);
 int bdev_aio_pdiscard(struct bdev *bs, uint64_t offset, uint64_t bytes, bdev_cb *cb, void *opaque);
 int bdev_aio_pwrite_zeroes(struct bdev *bs, uint64_t offset, uint64_t bytes, int flags,
                            bdev_cb *cb, void *opaque);
+
+/* "io_uring" or "threads": the engine bdev_aio_* uses for this node. */
+const char *bdev_aio_engine(struct bdev *bs);
 
 /* Registered format drivers, probed in a fixed order with raw last. */
 const struct block_driver *block_driver_find(const char *format_name);

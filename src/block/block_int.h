@@ -99,6 +99,26 @@ struct block_driver {
     int (*snapshot_list)(struct bdev *bs, struct bdev_snapshot **list); /* returns count */
 };
 
+/* Add a format driver ahead of the built-in ones in probing order (for
+ * tests and out-of-tree formats); call before opening images. */
+int block_driver_register(const struct block_driver *drv);
+
+/* Contract with drivers, as block.c keeps it:
+ * - open: bs->file is open, bs->filename/flags/read_only are set, bs->opaque
+ *   is zeroed state_size bytes. On failure close is NOT called: free what
+ *   open allocated. A format with a backing file sets bs->backing_file (and
+ *   bs->backing_format) to malloc'd strings; block.c opens the backing
+ *   chain after open returns and frees both strings after close.
+ * - preadv on a node with a backing node: block.c calls block_status first
+ *   and calls preadv only for ranges reported ALLOCATED, DATA or ZERO; the
+ *   rest it reads from bs->backing (zeroes past its end). A driver doing its
+ *   own backing reads stays correct.
+ * - flush: block.c flushes bs->file after the driver's flush returns.
+ * - FUA and writethrough are handled by block.c (a flush after the write);
+ *   drivers never see BDEV_REQ_FUA.
+ * - block_status: return DATA/ZERO/OFFSET bits for the first *pnum bytes;
+ *   block.c adds ALLOCATED when DATA or ZERO is set, and ZERO for
+ *   unallocated ranges with nothing below. */
 extern const struct block_driver bdrv_file;
 extern const struct block_driver bdrv_raw;
 extern const struct block_driver bdrv_qcow2;
