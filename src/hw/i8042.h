@@ -1,7 +1,7 @@
 /* i8042 keyboard controller (ports 0x60/0x64): enough of the controller and
  * a PS/2 keyboard for Linux's probe (self test, config byte, port tests,
  * keyboard reset/ID), plus the 0xFE command that pulses the CPU reset line.
- * No mouse device is attached; the aux port answers as absent-but-present. */
+ * The aux port has a PS/2 mouse that acknowledges commands and never moves. */
 #ifndef QUOKKA_HW_I8042_H
 #define QUOKKA_HW_I8042_H
 
