@@ -55,7 +55,8 @@ struct cmp {
 
 static int cmp_status(struct cmp *c, int i, int64_t off, int64_t len, uint64_t *pnum)
 {
-    int st = bdev_block_status_above(c->bs[i], off, len, pnum, NULL, NULL, NULL);
+    int depth;
+    int st = bdev_block_status_above(c->bs[i], off, len, pnum, NULL, NULL, &depth);
     if (st < 0)
         error_report("Sector allocation test failed for %s", c->name[i]);
     return st;

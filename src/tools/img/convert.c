@@ -65,7 +65,10 @@ static bool cvt_next(struct cvt *s, struct item *it)
         if (s->target_has_backing)
             st = bdev_block_status(s->src[i], local, len, &pnum, NULL, NULL);
         else
-            st = bdev_block_status_above(s->src[i], local, len, &pnum, NULL, NULL, NULL);
+            {
+            int depth;
+            st = bdev_block_status_above(s->src[i], local, len, &pnum, NULL, NULL, &depth);
+        }
         if (st < 0) {
             s->ret = st;
             error_report("error while reading block status at offset %lld: %s",

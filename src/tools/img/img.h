@@ -82,8 +82,4 @@ void img_print_opts_help(const struct block_driver *drv, const char *title,
 /* Snapshot table line (NULL: the header), as qemu's snapshot dump. */
 void img_snapshot_dump(FILE *f, const struct bdev_snapshot *sn);
 
-/* qcow2 metadata sizes for measure; exported for check of the math. */
-int64_t qcow2_calc_full_size(uint64_t size, uint64_t cluster_size, int refcount_bits,
-                             bool extended_l2);
-
 #endif
