@@ -128,9 +128,8 @@ static void mux_receive(void *opaque, const uint8_t *buf, int len)
         if (m->n_fes == 0 || m->prod[i] - m->cons[i] >= MUX_BUF)
             continue;       /* can_receive said no room: cannot happen */
         m->buf[i][m->prod[i]++ % MUX_BUF] = c;
+        mux_flush(m);           /* before a later C-a c moves the focus */
     }
-    if (m->n_fes)
-        mux_flush(m);
 }
 
 static void mux_event(void *opaque, int event)
