@@ -195,7 +195,7 @@ static int check_backing(const char *filename, struct opts *o, bool unsafe, bool
             struct bdev *b = NULL;
             struct error err = { 0 };
             if (bdev_open_simple(&b, path, NULL, BDEV_O_NO_BACKING | BDEV_O_FORCE_SHARE, &err) == 0) {
-                fprintf(stderr, "Detected format of %s.\n", bdev_format_name(b));
+                fprintf(stderr, "Detected format of %s.", bdev_format_name(b));  /* sic */
                 bdev_close(b);
             }
         }
@@ -207,8 +207,7 @@ static int check_backing(const char *filename, struct opts *o, bool unsafe, bool
             if (unsafe) {
                 error_report("%s: Image creation needs a size parameter", filename);
             } else {
-                error_report("%s: Could not open '%s': %s", filename, bf,
-                             err.msg[0] ? err.msg : strerror(-err.code));
+                error_report("%s: %s", filename, err.msg[0] ? err.msg : strerror(-err.code));
                 fprintf(stderr, "Could not open backing image.\n");
             }
             ret = 1;

@@ -90,11 +90,18 @@ static const char img_help_text[] =
 "  'of=FILE' write to FILE\n"
 "  'skip=N' skip N bs-sized blocks at the start of input\n"
 "\n"
-"Supported formats: file qcow2 raw\n";
+"Supported formats:";
+
+/* Naming the drivers here also makes the linker pull them out of the
+ * library: block.c only refers to the qcow2 driver weakly. */
+static const struct block_driver *const img_drivers[] = { &bdrv_file, &bdrv_qcow2, &bdrv_raw };
 
 void img_help(void)
 {
     fputs(img_help_text, stdout);
+    for (size_t i = 0; i < sizeof(img_drivers) / sizeof(img_drivers[0]); i++)
+        printf(" %s", img_drivers[i]->name);
+    printf("\n");
 }
 
 int img_usage_error(const char *fmt, ...)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# quokka-img against qemu-img on the same 2 GiB image, half of it data in
+# scattered 64 KiB pieces: convert raw->qcow2, qcow2->raw, compressed
+# convert, check, and 4 KiB scattered reads and writes through `bench`.
+# Prints each time and the ratio qemu time / quokka time (>1: we are faster).
+#
+#   bench/img.sh            (BUILD=build by default; BENCH_DIR for the files)
+set -u
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+Q=${QUOKKA_IMG:-$BUILD/quokka-img}
+QEMU_IMG=${QEMU_IMG:-qemu-img}
+D=$(mktemp -d "${BENCH_DIR:-/tmp}/quokka-img-bench.XXXXXX")
+trap 'rm -rf "$D"' EXIT
+[ -x "$Q" ] || { echo "build quokka-img first ($Q)"; exit 1; }
+cd "$D"
+
+# 2 GiB sparse raw; 16384 of its 32768 64 KiB pieces hold data with about
+# 4 bits of entropy per byte (compressible about 2:1, like real disks).
+python3 - <<'PY'
+import os, random
+random.seed(7)
+size, piece = 2 << 30, 64 << 10
+table = bytes(b"abcdefghijklmnop" * 16)
+with open("src.raw", "wb") as f:
+    f.truncate(size)
+    for i in sorted(random.sample(range(size // piece), size // piece // 2)):
+        f.seek(i * piece)
+        f.write(os.urandom(piece).translate(table))
+PY
+"$QEMU_IMG" convert -f raw -O qcow2 src.raw src.qcow2
+
+secs() {   # secs CMD...: wall time of CMD in seconds
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+row() {    # row NAME QEMU_ARGS... -- QUOKKA_ARGS... ; a fresh output each time
+    local name=$1; shift
+    local qa=() qk=()
+    while [ "$1" != "--" ]; do qa+=("$1"); shift; done; shift
+    qk=("$@")
+    rm -f out.*; [ -n "${PREP:-}" ] && eval "$PREP"
+    local tq; tq=$(secs "$QEMU_IMG" "${qa[@]}")
+    rm -f out.*; [ -n "${PREP:-}" ] && eval "$PREP"
+    local tk; tk=$(secs "$Q" "${qk[@]}")
+    printf "%-28s qemu-img %7.2f s   quokka-img %7.2f s   ratio %5.2f\n" "$name" "$tq" "$tk" \
+        "$(awk -v a="$tq" -v b="$tk" 'BEGIN { printf "%.2f", a / b }')"
+}
+
+echo "quokka-img vs qemu-img, 2 GiB image, 1 GiB of data in 64 KiB pieces ($(nproc) cores)"
+row "convert raw->qcow2" convert -f raw -O qcow2 src.raw out.qcow2 -- \
+    convert -f raw -O qcow2 src.raw out.qcow2
+row "convert qcow2->raw" convert -f qcow2 -O raw src.qcow2 out.raw -- \
+    convert -f qcow2 -O raw src.qcow2 out.raw
+row "convert -c raw->qcow2" convert -c -f raw -O qcow2 src.raw out.qcow2 -- \
+    convert -c -f raw -O qcow2 src.raw out.qcow2
+row "check qcow2" check src.qcow2 -- check src.qcow2
+# 4 KiB requests 1 MiB + 4 KiB apart: each lands in another cluster and
+# wraps around the image, touching data and holes alike.
+B="-f qcow2 -c 100000 -d 32 -s 4k -S 1052672"
+row "bench read 4k" bench $B src.qcow2 -- bench $B src.qcow2
+PREP="cp --sparse=always src.qcow2 out.qcow2" \
+row "bench write 4k" bench $B -w out.qcow2 -- bench $B -w out.qcow2
