@@ -38,8 +38,8 @@ enum {
 
 /* ---- driver registry ---------------------------------------------------- */
 
-/* The qcow2 driver lives in its own files; link without it if absent. */
-extern const struct block_driver bdrv_qcow2 __attribute__((weak));
+/* The qcow2 driver lives in its own files (a strong reference, so that a
+ * static link pulls it in). */
 
 static const struct block_driver *extra_drivers[8];
 static int n_extra_drivers;
@@ -58,8 +58,7 @@ static int driver_list(const struct block_driver **out)
     int n = 0;
     for (int i = 0; i < n_extra_drivers; i++)
         out[n++] = extra_drivers[i];
-    if (&bdrv_qcow2)
-        out[n++] = &bdrv_qcow2;
+    out[n++] = &bdrv_qcow2;
     out[n++] = &bdrv_raw;
     out[n++] = &bdrv_file;
     return n;

@@ -170,6 +170,10 @@ struct qcow2_cache {
 
 struct qcow2_state {
     pthread_mutex_t lock;          /* all metadata below */
+    /* Held shared by data I/O done outside `lock` on host clusters it mapped;
+     * taken exclusive before queued frees are applied, so a cluster is never
+     * reused while a request still reads or writes it. */
+    pthread_rwlock_t io_lock;
     struct bdev *bs;
 
     struct qcow2_header hdr;       /* as on disk, kept current */
@@ -292,7 +296,8 @@ int qcow2_set_refcount(struct qcow2_state *s, uint64_t cluster, uint64_t refcoun
  * Negative deltas are applied at once: only call with a negative delta for
  * references already gone from disk (qcow2_free_clusters is the safe way). */
 int qcow2_update_refcount(struct qcow2_state *s, uint64_t offset, uint64_t bytes, int64_t delta);
-/* Allocate `n` contiguous clusters (refcount 1); returns the host offset or -errno. */
+/* Allocate `n` contiguous clusters (refcount 1); returns the host offset or
+ * -errno. n must not exceed qcow2_max_alloc_run(s). */
 int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n);
 /* Allocate `bytes` (< one cluster) for compressed data; returns host offset or -errno. */
 int64_t qcow2_alloc_bytes(struct qcow2_state *s, uint64_t bytes);
@@ -342,6 +347,10 @@ int qcow2_co_block_status(struct bdev *bs, uint64_t offset, uint64_t bytes,
 int qcow2_preallocate(struct qcow2_state *s, uint64_t offset, uint64_t bytes);
 /* Discard every cluster at or beyond `offset` (shrink); lock held. */
 int qcow2_discard_range(struct qcow2_state *s, uint64_t offset, uint64_t bytes, bool make_zero);
+static inline uint64_t qcow2_max_alloc_run(struct qcow2_state *s)
+{
+    return (1ull << s->rb_bits) - 1;
+}
 /* Read guest data of this node into buf (lock held; used for COW). */
 int qcow2_read_locked(struct qcow2_state *s, uint64_t offset, void *buf, uint64_t bytes);
 

@@ -1,0 +1,441 @@
+/* qcow2 refcounts: the refcount table, refcount blocks of 1..64-bit entries,
+ * cluster allocation and (deferred) freeing.
+ *
+ * A refcount block for table index i is placed at the first cluster of the
+ * range it describes (nothing there is in use, or the block would exist), so
+ * it describes itself and creating it needs no other allocation. Growing
+ * the table puts the new table and any refcount blocks it needs in a fresh
+ * area past everything allocated, describing each other. */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "block/qcow2.h"
+
+static uint64_t rb_entry_get(struct qcow2_state *s, const void *rb, uint64_t i)
+{
+    const uint8_t *b = rb;
+    switch (s->refcount_order) {
+    case 0: return (b[i / 8] >> (i % 8)) & 1;
+    case 1: return (b[i / 4] >> (2 * (i % 4))) & 3;
+    case 2: return (b[i / 2] >> (4 * (i % 2))) & 15;
+    case 3: return b[i];
+    case 4: { uint16_t v; memcpy(&v, b + 2 * i, 2); return be16toh(v); }
+    case 5: { uint32_t v; memcpy(&v, b + 4 * i, 4); return be32toh(v); }
+    default: { uint64_t v; memcpy(&v, b + 8 * i, 8); return be64toh(v); }
+    }
+}
+
+static void rb_entry_set(struct qcow2_state *s, void *rb, uint64_t i, uint64_t val)
+{
+    uint8_t *b = rb;
+    switch (s->refcount_order) {
+    case 0: case 1: case 2: {
+        unsigned bits = s->refcount_bits, per = 8 / bits, sh = bits * (i % per);
+        uint8_t mask = (uint8_t)(((1u << bits) - 1) << sh);
+        b[i / per] = (uint8_t)((b[i / per] & ~mask) | ((val << sh) & mask));
+        break;
+    }
+    case 3: b[i] = (uint8_t)val; break;
+    case 4: { uint16_t v = htobe16((uint16_t)val); memcpy(b + 2 * i, &v, 2); break; }
+    case 5: { uint32_t v = htobe32((uint32_t)val); memcpy(b + 4 * i, &v, 4); break; }
+    default: { uint64_t v = htobe64(val); memcpy(b + 8 * i, &v, 8); break; }
+    }
+}
+
+int qcow2_refcount_init(struct qcow2_state *s)
+{
+    uint64_t bytes = (uint64_t)s->hdr.refcount_table_clusters << s->cluster_bits;
+    if (bytes > QCOW2_MAX_REFTABLE_SIZE)
+        return -EFBIG;
+    s->refcount_table_size = bytes / 8;
+    s->refcount_table_offset = s->hdr.refcount_table_offset;
+    s->refcount_table = calloc(s->refcount_table_size ? s->refcount_table_size : 1, 8);
+    if (!s->refcount_table)
+        return -ENOMEM;
+    if (bytes) {
+        int ret = bdev_pread(s->bs->file, s->refcount_table_offset, s->refcount_table, bytes);
+        if (ret < 0)
+            return ret;
+    }
+    for (uint64_t i = 0; i < s->refcount_table_size; i++)
+        s->refcount_table[i] = be64toh(s->refcount_table[i]);
+    int64_t len = bdev_getlength(s->bs->file);
+    s->alloc_end = len > 0 ? ((uint64_t)len + s->cluster_size - 1) >> s->cluster_bits : 0;
+    return 0;
+}
+
+void qcow2_refcount_close(struct qcow2_state *s)
+{
+    free(s->refcount_table);
+    s->refcount_table = NULL;
+    free(s->pending);
+    s->pending = NULL;
+    s->n_pending = s->cap_pending = 0;
+}
+
+static uint64_t rb_offset(struct qcow2_state *s, uint64_t ti)
+{
+    if (ti >= s->refcount_table_size)
+        return 0;
+    return s->refcount_table[ti] & QCOW2_REFT_OFFSET_MASK;
+}
+
+int qcow2_get_refcount(struct qcow2_state *s, uint64_t cluster, uint64_t *refcount)
+{
+    uint64_t ti = cluster >> s->rb_bits, off = rb_offset(s, ti);
+    void *rb;
+    *refcount = 0;
+    if (!off)
+        return 0;
+    if (qcow2_offset_in_cluster(s, off))
+        return qcow2_signal_corruption(s, "refcount block offset %#llx unaligned",
+                                       (unsigned long long)off);
+    int ret = qcow2_cache_get(s, &s->rb_cache, off, &rb);
+    if (ret < 0)
+        return ret;
+    *refcount = rb_entry_get(s, rb, cluster & ((1ull << s->rb_bits) - 1));
+    qcow2_cache_put(&s->rb_cache, &rb);
+    return 0;
+}
+
+static int write_reftable_entry(struct qcow2_state *s, uint64_t ti)
+{
+    uint64_t be = htobe64(s->refcount_table[ti]);
+    return bdev_pwrite(s->bs->file, s->refcount_table_offset + ti * 8, &be, 8, 0);
+}
+
+static void note_allocated(struct qcow2_state *s, uint64_t cluster_end)
+{
+    if (cluster_end > s->alloc_end)
+        s->alloc_end = cluster_end;
+}
+
+/* Clusters [A, A+k+m) hold a new table of `entries` entries and the m refcount
+ * blocks that the area itself needs. Compute k and m. */
+static void plan_area(struct qcow2_state *s, uint64_t a, uint64_t *entries, uint64_t *k,
+                      uint64_t *m)
+{
+    uint64_t per_cluster = s->cluster_size / 8;
+    *m = 0;
+    for (;;) {
+        *k = (*entries + per_cluster - 1) / per_cluster;
+        uint64_t end = a + *k + *m, mm = 0;
+        for (uint64_t ti = a >> s->rb_bits; ti <= (end - 1) >> s->rb_bits; ti++)
+            if (!rb_offset(s, ti))
+                mm++;
+        uint64_t need = ((end - 1) >> s->rb_bits) + 1;
+        if (mm == *m && need <= *entries)
+            break;
+        *m = mm;
+        if (need > *entries)
+            *entries = need;
+    }
+    *entries = *k * per_cluster;
+}
+
+static int grow_refcount_table(struct qcow2_state *s, uint64_t min_ti)
+{
+    uint64_t entries = min_ti + 1, k, m, rc;
+    if (entries < s->refcount_table_size * 3 / 2)
+        entries = s->refcount_table_size * 3 / 2;
+    uint64_t a = s->alloc_end;
+    int64_t flen = bdev_getlength(s->bs->file);
+    if (flen > 0 && (uint64_t)qcow2_align_up(s, flen) >> s->cluster_bits > a)
+        a = qcow2_align_up(s, flen) >> s->cluster_bits;
+    for (int ret; (ret = qcow2_get_refcount(s, a, &rc)) == 0 && rc; )
+        a++;
+    plan_area(s, a, &entries, &k, &m);
+    if (entries * 8 > QCOW2_MAX_REFTABLE_SIZE)
+        return -EFBIG;
+
+    uint64_t *nt = calloc(entries, 8);
+    uint8_t *blk = calloc(1, s->cluster_size);
+    int ret = (!nt || !blk) ? -ENOMEM : 0;
+    if (ret < 0)
+        goto out;
+    memcpy(nt, s->refcount_table, s->refcount_table_size * 8);
+    uint64_t end = a + k + m, j = 0;
+    /* New blocks, each at a + k + j, holding refcount 1 for area clusters in its range. */
+    for (uint64_t ti = a >> s->rb_bits; ti <= (end - 1) >> s->rb_bits; ti++) {
+        if (ti < s->refcount_table_size && s->refcount_table[ti])
+            continue;
+        memset(blk, 0, s->cluster_size);
+        uint64_t first = ti << s->rb_bits, last = first + (1ull << s->rb_bits);
+        for (uint64_t c = first > a ? first : a; c < end && c < last; c++)
+            rb_entry_set(s, blk, c - first, 1);
+        nt[ti] = (a + k + j) << s->cluster_bits;
+        ret = bdev_pwrite(s->bs->file, nt[ti], blk, s->cluster_size, 0);
+        if (ret < 0)
+            goto out;
+        j++;
+    }
+    /* Area clusters in ranges whose blocks already exist. */
+    for (uint64_t c = a; c < end; c++) {
+        if (rb_offset(s, c >> s->rb_bits)) {
+            ret = qcow2_update_refcount(s, c << s->cluster_bits, 1, 1);
+            if (ret < 0)
+                goto out;
+        }
+    }
+    for (uint64_t i = 0; i < entries; i++)
+        nt[i] = htobe64(nt[i]);
+    ret = bdev_pwrite(s->bs->file, a << s->cluster_bits, nt, entries * 8, 0);
+    for (uint64_t i = 0; i < entries; i++)
+        nt[i] = be64toh(nt[i]);
+    if (ret < 0)
+        goto out;
+    ret = qcow2_cache_flush(s, &s->rb_cache);
+    if (ret == 0)
+        ret = qcow2_barrier(s);
+    if (ret < 0)
+        goto out;
+    uint8_t hdr[12];
+    uint64_t off_be = htobe64(a << s->cluster_bits);
+    uint32_t cl_be = htobe32((uint32_t)k);
+    memcpy(hdr, &off_be, 8);
+    memcpy(hdr + 8, &cl_be, 4);
+    ret = bdev_pwrite(s->bs->file, QCOW2_HDR_REFTABLE, hdr, 12, 0);
+    if (ret == 0)
+        ret = qcow2_barrier(s);
+    if (ret < 0)
+        goto out;
+    uint64_t old_off = s->refcount_table_offset, old_clusters = s->hdr.refcount_table_clusters;
+    free(s->refcount_table);
+    s->refcount_table = nt;
+    nt = NULL;
+    s->refcount_table_size = entries;
+    s->refcount_table_offset = a << s->cluster_bits;
+    s->hdr.refcount_table_offset = s->refcount_table_offset;
+    s->hdr.refcount_table_clusters = (uint32_t)k;
+    note_allocated(s, end);
+    /* The header no longer points at the old table, durably: free it now. */
+    if (old_clusters)
+        ret = qcow2_update_refcount(s, old_off, old_clusters << s->cluster_bits, -1);
+out:
+    free(nt);
+    free(blk);
+    return ret;
+}
+
+/* Make sure refcount block `ti` exists. */
+static int ensure_refblock(struct qcow2_state *s, uint64_t ti)
+{
+    int ret;
+    if (ti >= s->refcount_table_size) {
+        ret = grow_refcount_table(s, ti);
+        if (ret < 0)
+            return ret;
+    }
+    if (s->refcount_table[ti])
+        return 0;
+    uint64_t off = (ti << s->rb_bits) << s->cluster_bits;
+    void *rb;
+    ret = qcow2_cache_get_empty(s, &s->rb_cache, off, &rb);
+    if (ret < 0)
+        return ret;
+    memset(rb, 0, s->cluster_size);
+    rb_entry_set(s, rb, 0, 1);
+    qcow2_cache_mark_dirty(&s->rb_cache, rb);
+    qcow2_cache_put(&s->rb_cache, &rb);
+    ret = qcow2_cache_flush(s, &s->rb_cache);
+    if (ret == 0)
+        ret = qcow2_barrier(s);
+    if (ret < 0)
+        return ret;
+    s->refcount_table[ti] = off;
+    note_allocated(s, (ti << s->rb_bits) + 1);
+    return write_reftable_entry(s, ti);
+}
+
+static void cluster_freed(struct qcow2_state *s, uint64_t cluster)
+{
+    uint64_t off = cluster << s->cluster_bits;
+    if (cluster < s->free_cluster_index)
+        s->free_cluster_index = cluster;
+    qcow2_cache_discard(&s->l2_cache, off);
+    qcow2_cache_discard(&s->rb_cache, off);
+    if (s->free_byte_offset && (s->free_byte_offset >> s->cluster_bits) == cluster)
+        s->free_byte_offset = 0;
+}
+
+int qcow2_update_refcount(struct qcow2_state *s, uint64_t offset, uint64_t bytes, int64_t delta)
+{
+    if (!bytes)
+        return 0;
+    uint64_t first = offset >> s->cluster_bits, last = (offset + bytes - 1) >> s->cluster_bits;
+    for (uint64_t c = first; c <= last; c++) {
+        uint64_t ti = c >> s->rb_bits;
+        int ret;
+        if (!rb_offset(s, ti)) {
+            if (delta < 0)
+                return qcow2_signal_corruption(s, "freeing cluster %#llx without refcount block",
+                                               (unsigned long long)c);
+            ret = ensure_refblock(s, ti);
+            if (ret < 0)
+                return ret;
+        }
+        void *rb;
+        ret = qcow2_cache_get(s, &s->rb_cache, rb_offset(s, ti), &rb);
+        if (ret < 0)
+            return ret;
+        uint64_t i = c & ((1ull << s->rb_bits) - 1), rc = rb_entry_get(s, rb, i);
+        if ((delta < 0 && rc < (uint64_t)-delta) ||
+            (delta > 0 && s->refcount_max - rc < (uint64_t)delta)) {
+            qcow2_cache_put(&s->rb_cache, &rb);
+            if (delta > 0)
+                return -ERANGE;
+            return qcow2_signal_corruption(s, "refcount of cluster %#llx would drop below 0",
+                                           (unsigned long long)c);
+        }
+        rc += delta;
+        rb_entry_set(s, rb, i, rc);
+        qcow2_cache_mark_dirty(&s->rb_cache, rb);
+        qcow2_cache_put(&s->rb_cache, &rb);
+        if (rc == 0)
+            cluster_freed(s, c);
+    }
+    if (delta > 0)
+        note_allocated(s, last + 1);
+    return 0;
+}
+
+int qcow2_set_refcount(struct qcow2_state *s, uint64_t cluster, uint64_t refcount)
+{
+    uint64_t rc;
+    int ret = qcow2_get_refcount(s, cluster, &rc);
+    if (ret < 0 || rc == refcount)
+        return ret;
+    return qcow2_update_refcount(s, cluster << s->cluster_bits, 1, (int64_t)(refcount - rc));
+}
+
+/* First run of n free clusters at or after `from`. */
+static int find_free(struct qcow2_state *s, uint64_t from, uint64_t n, uint64_t *out)
+{
+    uint64_t start = from, c = from;
+    while (c < start + n) {
+        uint64_t ti = c >> s->rb_bits, rc;
+        if (!rb_offset(s, ti)) {        /* no block: the whole range is free */
+            c = (ti + 1) << s->rb_bits;
+            continue;
+        }
+        int ret = qcow2_get_refcount(s, c, &rc);
+        if (ret < 0)
+            return ret;
+        c++;
+        if (rc)
+            start = c;
+    }
+    *out = start;
+    return 0;
+}
+
+int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
+{
+    if (!n || n >= (1ull << s->rb_bits))
+        return -EINVAL;   /* callers split: each range starts with its own block */
+    for (;;) {
+        uint64_t c;
+        int ret = find_free(s, s->free_cluster_index, n, &c);
+        if (ret < 0)
+            return ret;
+        if (((c + n) << s->cluster_bits) >> 56)
+            return -EFBIG;
+        bool restart = false;
+        for (uint64_t ti = c >> s->rb_bits; ti <= (c + n - 1) >> s->rb_bits; ti++) {
+            if (!rb_offset(s, ti)) {
+                ret = ensure_refblock(s, ti);
+                if (ret < 0)
+                    return ret;
+                restart = true;
+            }
+        }
+        if (restart)
+            continue;
+        ret = qcow2_update_refcount(s, c << s->cluster_bits, n << s->cluster_bits, 1);
+        if (ret < 0)
+            return ret;
+        if (c == s->free_cluster_index)
+            s->free_cluster_index = c + n;
+        return (int64_t)(c << s->cluster_bits);
+    }
+}
+
+int64_t qcow2_alloc_bytes(struct qcow2_state *s, uint64_t bytes)
+{
+    uint64_t need = (bytes + QCOW2_SECTOR - 1) & ~(uint64_t)(QCOW2_SECTOR - 1);
+    uint64_t off = s->free_byte_offset;
+    if (off && qcow2_offset_in_cluster(s, off) &&
+        need <= s->cluster_size - qcow2_offset_in_cluster(s, off)) {
+        int ret = qcow2_update_refcount(s, off, 1, 1);
+        if (ret == 0) {
+            s->free_byte_offset = off + need;
+            if (!qcow2_offset_in_cluster(s, s->free_byte_offset))
+                s->free_byte_offset = 0;
+            return (int64_t)off;
+        }
+        if (ret != -ERANGE)
+            return ret;
+    }
+    int64_t n = (int64_t)((need + s->cluster_size - 1) >> s->cluster_bits);
+    int64_t r = qcow2_alloc_clusters(s, n);
+    if (r < 0)
+        return r;
+    s->free_byte_offset = qcow2_offset_in_cluster(s, need) ? (uint64_t)r + need : 0;
+    return r;
+}
+
+int qcow2_free_clusters(struct qcow2_state *s, uint64_t offset, uint64_t bytes)
+{
+    if (!bytes)
+        return 0;
+    if (s->n_pending == s->cap_pending) {
+        int cap = s->cap_pending ? s->cap_pending * 2 : 64;
+        void *p = realloc(s->pending, cap * sizeof(*s->pending));
+        if (!p)
+            return -ENOMEM;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    s->pending[s->n_pending].offset = offset;
+    s->pending[s->n_pending].bytes = bytes;
+    s->n_pending++;
+    return 0;
+}
+
+int qcow2_apply_pending_frees(struct qcow2_state *s)
+{
+    int ret = 0;
+    for (int i = 0; i < s->n_pending && ret == 0; i++)
+        ret = qcow2_update_refcount(s, s->pending[i].offset, s->pending[i].bytes, -1);
+    s->n_pending = 0;
+    return ret;
+}
+
+int qcow2_free_l2_entry(struct qcow2_state *s, uint64_t e)
+{
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        uint64_t coff = e & s->cluster_offset_mask;
+        uint64_t nsec = ((e >> s->csize_shift) & s->csize_mask) + 1;
+        return qcow2_free_clusters(s, coff & ~(uint64_t)(QCOW2_SECTOR - 1), nsec * QCOW2_SECTOR);
+    }
+    uint64_t off = e & QCOW2_L2E_OFFSET_MASK;
+    return off ? qcow2_free_clusters(s, off, s->cluster_size) : 0;
+}
+
+int64_t qcow2_refcount_end(struct qcow2_state *s)
+{
+    for (uint64_t ti = s->refcount_table_size; ti-- > 0; ) {
+        if (!rb_offset(s, ti))
+            continue;
+        for (uint64_t i = 1ull << s->rb_bits; i-- > 0; ) {
+            uint64_t rc, c = (ti << s->rb_bits) + i;
+            int ret = qcow2_get_refcount(s, c, &rc);
+            if (ret < 0)
+                return ret;
+            if (rc)
+                return (int64_t)((c + 1) << s->cluster_bits);
+        }
+    }
+    return 0;
+}
