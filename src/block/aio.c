@@ -148,22 +148,42 @@ static int uring_finish(struct aio_req *req, int res)
     return ret;
 }
 
+/* Requests that callbacks queue from the reaper thread wait in the SQ and
+ * go to the kernel in one batch once the reaper has run the callbacks of
+ * everything that had completed: one syscall for many requests. */
+static __thread struct bdev_aio *reaper_of;
+
+static void uring_flush_sq(struct bdev_aio *aio)
+{
+    pthread_mutex_lock(&aio->sq_lock);
+    int ret;
+    while (io_uring_sq_ready(&aio->ring) &&
+           ((ret = io_uring_submit(&aio->ring)) == -EINTR || ret == -EAGAIN || ret == -EBUSY))
+        ;
+    pthread_mutex_unlock(&aio->sq_lock);
+}
+
 static void *uring_reaper(void *arg)
 {
     struct bdev_aio *aio = arg;
-    for (;;) {
+    reaper_of = aio;
+    for (bool stop = false; !stop;) {
         struct io_uring_cqe *cqe;
         int ret = io_uring_wait_cqe(&aio->ring, &cqe);
         if (ret == -EINTR || ret == -EAGAIN)
             continue;
         if (ret < 0)
             break;
-        struct aio_req *req = io_uring_cqe_get_data(cqe);
-        int res = cqe->res;
-        io_uring_cqe_seen(&aio->ring, cqe);
-        if (!req)
-            break;                /* the stop marker from bdev_aio_shutdown */
-        aio_complete(req, uring_finish(req, res));
+        while (!stop && io_uring_peek_cqe(&aio->ring, &cqe) == 0) {
+            struct aio_req *req = io_uring_cqe_get_data(cqe);
+            int res = cqe->res;
+            io_uring_cqe_seen(&aio->ring, cqe);
+            if (req)
+                aio_complete(req, uring_finish(req, res));
+            else
+                stop = true;      /* the marker from bdev_aio_shutdown */
+        }
+        uring_flush_sq(aio);
     }
     return NULL;
 }
@@ -191,9 +211,11 @@ static int uring_submit(struct bdev_aio *aio, struct aio_req *req)
     else
         io_uring_prep_nop(sqe);
     io_uring_sqe_set_data(sqe, req);
-    int ret;
-    while ((ret = io_uring_submit(&aio->ring)) == -EINTR || ret == -EAGAIN || ret == -EBUSY)
-        ;                         /* the reaper frees room; the SQE stays queued */
+    int ret = 0;
+    if (reaper_of != aio) {
+        while ((ret = io_uring_submit(&aio->ring)) == -EINTR || ret == -EAGAIN || ret == -EBUSY)
+            ;                     /* the reaper frees room; the SQE stays queued */
+    }
     pthread_mutex_unlock(&aio->sq_lock);
     return ret < 0 ? ret : 0;
 }
