@@ -687,7 +687,8 @@ int bdev_block_status(struct bdev *bs, uint64_t offset, uint64_t bytes,
         return ret;
     if (*pnum == 0 || *pnum > bytes)
         return -EIO;
-    if (ret & (BDEV_STATUS_DATA | BDEV_STATUS_ZERO))
+    /* A protocol node defines all of its bytes; a format says what it holds. */
+    if (bs->drv->is_protocol)
         ret |= BDEV_STATUS_ALLOCATED;
     if (!(ret & BDEV_STATUS_ALLOCATED)) {
         int64_t blen = bs->backing ? bdev_getlength(bs->backing) : 0;

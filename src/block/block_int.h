@@ -116,9 +116,10 @@ int block_driver_register(const struct block_driver *drv);
  * - flush: block.c flushes bs->file after the driver's flush returns.
  * - FUA and writethrough are handled by block.c (a flush after the write);
  *   drivers never see BDEV_REQ_FUA.
- * - block_status: return DATA/ZERO/OFFSET bits for the first *pnum bytes;
- *   block.c adds ALLOCATED when DATA or ZERO is set, and ZERO for
- *   unallocated ranges with nothing below. */
+ * - block_status: return DATA/ZERO/OFFSET bits for the first *pnum bytes,
+ *   and ALLOCATED where this node (not its backing chain) defines them;
+ *   block.c adds ALLOCATED on protocol nodes, and ZERO for unallocated
+ *   ranges with nothing below. */
 extern const struct block_driver bdrv_file;
 extern const struct block_driver bdrv_raw;
 extern const struct block_driver bdrv_qcow2;

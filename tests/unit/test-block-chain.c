@@ -104,7 +104,7 @@ static int fake_block_status(struct bdev *bs, uint64_t offset, uint64_t bytes,
         return 0;
     *map = DATA_START + offset;
     *file = bs->file;
-    return BDEV_STATUS_DATA | BDEV_STATUS_OFFSET;
+    return BDEV_STATUS_DATA | BDEV_STATUS_OFFSET | BDEV_STATUS_ALLOCATED;
 }
 
 static int64_t fake_getlength(struct bdev *bs)
