@@ -81,13 +81,16 @@ static uint64_t slot_offset(int i)
     return (uint64_t)((i * 37) % NREQ) * REQ_SIZE;
 }
 
-static void run_engine(const char *name, int flags, const char *engine, size_t misalign)
+static void run_format(const char *fmt, const char *name, int flags, const char *engine,
+                       size_t misalign)
 {
     struct error err = {0};
     const char *path = bt_path(name);
-    assert_int_equal(bdrv_raw.create(path, IMG_SIZE, NULL, &err), 0);
+    struct opts none = {0};
+    if (block_driver_find(fmt)->create(path, IMG_SIZE, &none, &err))
+        fail_msg("create: %s", err.msg);
     struct bdev *bs;
-    if (bdev_open_simple(&bs, path, "raw", BDEV_O_RDWR | flags, &err))
+    if (bdev_open_simple(&bs, path, fmt, BDEV_O_RDWR | flags, &err))
         fail_msg("open: %s", err.msg);
     assert_string_equal(bdev_aio_engine(bs), engine);
 
@@ -140,6 +143,11 @@ static void run_engine(const char *name, int flags, const char *engine, size_t m
     free(bufs);
 }
 
+static void run_engine(const char *name, int flags, const char *engine, size_t misalign)
+{
+    run_format("raw", name, flags, engine, misalign);
+}
+
 static void test_io_uring(void **state)
 {
     run_engine("uring.img", 0, "io_uring", 0);
@@ -165,6 +173,13 @@ static void test_threads(void **state)
 static void test_threads_writethrough(void **state)
 {
     run_engine("threads-wt.img", BDEV_O_AIO_THREADS | BDEV_O_WRITETHROUGH, "threads", 0);
+}
+
+/* qcow2's driver calls are synchronous: the pool runs 64 of them at once,
+ * which also exercises the driver's thread safety. */
+static void test_qcow2_pool(void **state)
+{
+    run_format("qcow2", "pool.qcow2", 0, "threads", 0);
 }
 
 /* A read-only node refuses aio writes; its flush is a no-op that still
@@ -195,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_io_uring_direct_misaligned),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_threads_writethrough),
+        cmocka_unit_test(test_qcow2_pool),
         cmocka_unit_test(test_read_only),
     };
     return cmocka_run_group_tests(tests, bt_setup, bt_teardown);
