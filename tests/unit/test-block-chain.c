@@ -246,6 +246,11 @@ static void open_probed_rw(void *arg)
     *(struct bdev **)arg = open_ok("guard.raw", NULL, BDEV_O_RDWR);
 }
 
+static void open_probed_rw2(void *arg)
+{
+    *(struct bdev **)arg = open_ok("guard2.raw", NULL, BDEV_O_RDWR);
+}
+
 /* A probed raw image must not be turned into another format by a guest. */
 static void test_probed_raw_guards_sector0(void **state)
 {
@@ -470,6 +475,48 @@ static void test_backing_errors(void **state)
     expect_open_error("badfmt.fake", -EINVAL, "Unknown driver 'nonsense'");
 }
 
+/* The real qcow2 driver through this layer: probed, backing opened relative
+ * to the image, unallocated parts read from the raw base, and a probed raw
+ * image refuses a qcow2 header in sector 0. */
+static void test_qcow2_over_raw(void **state)
+{
+    make_raw("q-base.raw", 256 * KiB, 8);
+    struct opts o;
+    struct error err = {0};
+    assert_int_equal(opts_parse(&o, "backing_file=q-base.raw,backing_fmt=raw", NULL, &err), 0);
+    if (block_driver_find("qcow2")->create(bt_path("q-top.qcow2"), 256 * KiB, &o, &err))
+        fail_msg("create: %s", err.msg);
+    opts_free(&o);
+    struct bdev *top = open_ok("q-top.qcow2", NULL, BDEV_O_RDWR);
+    assert_string_equal(bdev_format_name(top), "qcow2");
+    assert_string_equal(bdev_format_name(bdev_backing(top)), "raw");
+    write_pattern(top, 64 * KiB + 512, 4 * KiB, 9);
+    uint8_t *buf = malloc(256 * KiB);
+    assert_int_equal(bdev_pread(top, 0, buf, 256 * KiB), 0);
+    for (uint64_t i = 0; i < 256 * KiB; i++) {
+        int seed = i >= 64 * KiB + 512 && i < 68 * KiB + 512 ? 9 : 8;
+        if (buf[i] != bt_byte(i, seed))
+            fail_msg("byte %llu", (unsigned long long)i);
+    }
+    uint64_t pnum;
+    int depth;
+    int ret = bdev_block_status_above(top, 0, 256 * KiB, &pnum, NULL, NULL, &depth);
+    assert_true(ret & BDEV_STATUS_DATA);
+    assert_int_equal(depth, 1);
+    ret = bdev_block_status_above(top, 64 * KiB, 256 * KiB, &pnum, NULL, NULL, &depth);
+    assert_true(ret & BDEV_STATUS_ALLOCATED);
+    assert_int_equal(depth, 0);
+    bdev_close(top);
+    free(buf);
+
+    make_raw("guard2.raw", 64 * KiB, 2);
+    struct bdev *bs;
+    capture_stderr(open_probed_rw2, &bs);
+    const uint8_t qcow2_hdr[8] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 };
+    assert_int_equal(bdev_pwrite(bs, 0, qcow2_hdr, 8, 0), -EPERM);
+    bdev_close(bs);
+}
+
 /* Opening and reading a chain read-only leaves every file as it was. */
 static void test_read_only_chain_untouched(void **state)
 {
@@ -504,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_relative_backing_and_options),
         cmocka_unit_test(test_backing_loops),
         cmocka_unit_test(test_backing_errors),
+        cmocka_unit_test(test_qcow2_over_raw),
         cmocka_unit_test(test_read_only_chain_untouched),
     };
     return cmocka_run_group_tests(tests, bt_setup, bt_teardown);
