@@ -98,9 +98,18 @@ int file_lock_apply(int fd, int flags, const char *filename, struct error *err)
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* The smallest size O_DIRECT accepts on fd: try reads of growing size. */
+/* The alignment O_DIRECT needs on fd (offsets, lengths and buffers alike):
+ * what the kernel reports, else the smallest read size it accepts. */
 static uint32_t file_probe_alignment(int fd)
 {
+#ifdef STATX_DIOALIGN
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+        (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+        uint32_t a = stx.stx_dio_offset_align;
+        return stx.stx_dio_mem_align > a ? stx.stx_dio_mem_align : a;
+    }
+#endif
     void *buf;
     if (posix_memalign(&buf, 4096, 4096))
         return 4096;
