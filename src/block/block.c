@@ -383,16 +383,18 @@ static bool needs_bounce(struct bdev *bs, uint64_t offset, uint64_t bytes,
            (((offset | bytes) & (a - 1)) || !iov_is_aligned(iov, cnt, a));
 }
 
-static void *bounce_alloc(void)
+/* An aligned buffer for the window around [offset, end), at most BOUNCE_MAX. */
+static void *bounce_alloc(uint64_t offset, uint64_t end, uint64_t align)
 {
+    uint64_t size = ((end + align - 1) & ~(align - 1)) - (offset & ~(align - 1));
     void *buf;
-    return posix_memalign(&buf, 4096, BOUNCE_MAX) ? NULL : buf;
+    return posix_memalign(&buf, 4096, size < BOUNCE_MAX ? size : BOUNCE_MAX) ? NULL : buf;
 }
 
 static int bounce_read(struct bdev *bs, uint64_t offset, const struct iovec *iov, int cnt)
 {
     uint64_t a = bs->request_alignment, end = offset + iov_size(iov, cnt);
-    uint8_t *buf = bounce_alloc();
+    uint8_t *buf = bounce_alloc(offset, end, a);
     if (!buf)
         return -ENOMEM;
     int ret = 0;
@@ -432,7 +434,7 @@ static int bounce_write(struct bdev *bs, uint64_t offset, const struct iovec *io
                         int flags)
 {
     uint64_t a = bs->request_alignment, end = offset + iov_size(iov, cnt);
-    uint8_t *buf = bounce_alloc();
+    uint8_t *buf = bounce_alloc(offset, end, a);
     if (!buf)
         return -ENOMEM;
     pthread_mutex_lock(&rmw_lock);
@@ -586,10 +588,11 @@ int bdev_pwrite(struct bdev *bs, uint64_t offset, const void *buf, uint64_t byte
 /* Zeroes written as data, for drivers (or filesystems) that can't do better. */
 static int write_zero_buffers(struct bdev *bs, uint64_t offset, uint64_t bytes, int flags)
 {
-    uint8_t *buf = bounce_alloc();
+    uint64_t size = bytes < BOUNCE_MAX ? bytes : BOUNCE_MAX;
+    uint8_t *buf = bounce_alloc(0, size, bs->request_alignment);
     if (!buf)
         return -ENOMEM;
-    memset(buf, 0, BOUNCE_MAX);
+    memset(buf, 0, size);
     int ret = 0;
     while (bytes && !ret) {
         uint64_t n = bytes < BOUNCE_MAX ? bytes : BOUNCE_MAX;
