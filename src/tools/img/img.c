@@ -115,18 +115,12 @@ int img_usage_error(const char *fmt, ...)
     return 1;
 }
 
-/* getopt was run with a leading ':' so we word the errors as qemu-img does. */
-int img_bad_option(int c, const char *prog_opt)
+/* getopt was run with a leading ':'; word the errors as qemu-img does. */
+int img_bad_option(int c, const char *arg)
 {
-    extern int optopt;
-    if (c == ':') {
-        if (optopt)
-            return img_usage_error("option requires an argument -- '%c'", optopt);
-        return img_usage_error("option '%s' requires an argument", prog_opt);
-    }
-    if (optopt)
-        return img_usage_error("invalid option -- '%c'", optopt);
-    return img_usage_error("unrecognized option '%s'", prog_opt);
+    if (c == ':')
+        return img_usage_error("missing argument for option '%s'", arg);
+    return img_usage_error("unrecognized option '%s'", arg);
 }
 
 int img_parse_output(const char *s)

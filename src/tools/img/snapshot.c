@@ -86,9 +86,8 @@ int img_snapshot(int argc, char **argv)
         break;
     }
     if (ret < 0) {
-        if (!err.msg[0])
-            snprintf(err.msg, sizeof(err.msg), "%s", ret == -ENOTSUP ?
-                     "snapshots are not supported by this image format" : strerror(-ret));
+        if (!err.msg[0])    /* qemu-img's wording for a bare errno */
+            snprintf(err.msg, sizeof(err.msg), "%d (%s)", ret, strerror(-ret));
         error_report("Could not %s snapshot '%s': %s", what, name, err.msg);
     }
     bdev_close(bs);
