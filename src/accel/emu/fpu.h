@@ -85,4 +85,16 @@ struct x86_vec_regs;
 void fpu_get_vec_regs(const struct x86_fpu_state *f, struct x86_vec_regs *v);
 void fpu_set_vec_regs(struct x86_fpu_state *f, const struct x86_vec_regs *v);
 
+/* The 512-byte FXSAVE image (legacy region of XSAVE): w64 selects the
+ * FXSAVE64 layout (64-bit FIP/FDP), nxmm is 16 in 64-bit mode, else 8.
+ * fpu_fxrstor returns -1 (#GP) for reserved MXCSR bits, changing nothing. */
+void fpu_fxsave(const struct x86_fpu_state *f, uint8_t *img, bool w64, unsigned nxmm);
+int fpu_fxrstor(struct x86_fpu_state *f, const uint8_t *img, bool w64, unsigned nxmm);
+/* XSETBV / XGETBV (0F 01 D1 / D0, decoded by the CPU core): ECX = index.
+ * Return -1 for #GP (XSETBV also needs CPL 0, checked by the caller). */
+int fpu_xsetbv(struct x86_fpu_state *f, uint32_t index, uint64_t value);
+int fpu_xgetbv(const struct x86_fpu_state *f, uint32_t index, uint64_t *value);
+/* XSAVE area size for the components in xcr0 (CPUID.0DH:EBX). */
+static inline uint32_t fpu_xsave_size(uint64_t xcr0) { (void)xcr0; return 512 + 64; }
+
 #endif
