@@ -121,7 +121,7 @@ int apic_ack(struct apic *a)
         return v;
     }
     struct apic_bus *b = a->bus;
-    if (b->pic && apic_takes_extint(a) && b->pic_pending(b->pic))
+    if (b->pic_ack && apic_takes_extint(a) && b->pic_pending(b->pic))
         return b->pic_ack(b->pic);
     /* A pending but masked-by-priority APIC vector: nothing now. */
     return -1;
@@ -336,7 +336,8 @@ static void apic_write_lvt(struct apic *a, int i, uint32_t val)
         a->tmict = 0;                            /* mode change stops the timer */
         apic_timer_arm(a);
     }
-    if (i == LVT_LINT0 && a->bus->pic && apic_takes_extint(a) && a->bus->pic_pending(a->bus->pic))
+    if (i == LVT_LINT0 && a->bus->pic_ack && apic_takes_extint(a) &&
+        a->bus->pic_pending(a->bus->pic))
         apic_kick(a, APIC_EV_INTR);
 }
 
