@@ -12,8 +12,6 @@
 static bool same_file(const char *a, const char *b)
 {
     char ra[PATH_MAX], rb[PATH_MAX];
-    if (!strcmp(a, b))
-        return true;
     return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
 }
 
@@ -83,12 +81,13 @@ int img_commit(int argc, char **argv)
     if (!top)
         return 1;
     int depth = 1, status = 1;
-    for (node = bdev_backing(top); node; node = bdev_backing(node), depth++) {
-        if (!base_name || same_file(bdev_filename(node), base_name))
+    /* qemu-img resolves -b relative to the directory of each image in turn */
+    for (struct bdev *parent = top; (node = bdev_backing(parent)); parent = node, depth++) {
+        if (!base_name)
             break;
-        char *full = img_full_backing_name(argv[optind], base_name);
-        bool hit = full && same_file(bdev_filename(node), full);
-        free(full);
+        char *cand = img_full_backing_name(bdev_filename(parent), base_name);
+        bool hit = cand && same_file(cand, bdev_filename(node));
+        free(cand);
         if (hit)
             break;
     }
