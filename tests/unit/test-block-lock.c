@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include "block/block_int.h"
 #include "block-test.h"
@@ -126,6 +127,54 @@ static void test_other_process(void **state)
     close(ready[0]), close(ready[1]), close(done[0]), close(done[1]);
 }
 
+/* The lock bytes are QEMU's: qemu-io holding the image keeps us out, and
+ * qemu-io is kept out while we hold it. */
+static void test_qemu_interop(void **state)
+{
+    int in[2];
+    assert_int_equal(pipe(in), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        close(in[1]);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execlp("qemu-io", "qemu-io", "-f", "raw", img, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    /* Wait (up to 10 s) for qemu-io to have the image open. */
+    struct bdev *bs = NULL;
+    struct error err;
+    int ret = 0;
+    for (int i = 0; i < 1000; i++) {
+        memset(&err, 0, sizeof(err));
+        ret = bdev_open_simple(&bs, img, "raw", BDEV_O_RDWR, &err);
+        if (ret)
+            break;
+        bdev_close(bs);
+        usleep(10000);
+    }
+    assert_int_equal(ret, -EAGAIN);
+    assert_non_null(strstr(err.msg, "\"write\" lock"));
+    open_refused(0);
+    bdev_close(open_ok(BDEV_O_FORCE_SHARE));
+    close(in[1]);                 /* EOF on stdin: qemu-io quits */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    struct bdev *w = open_ok(BDEV_O_RDWR);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "qemu-io -f raw -c 'read 0 512' '%s' 2>&1 | "
+             "grep -q 'Failed to get'", img);
+    assert_int_equal(system(cmd), 0);
+    bdev_close(w);
+    snprintf(cmd, sizeof(cmd), "qemu-io -f raw -c 'read 0 512' '%s' >/dev/null 2>&1", img);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Creating over an image in use must fail rather than empty it. */
 static void test_create_over_open_image(void **state)
 {
@@ -151,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_ways_out),
         cmocka_unit_test(test_other_process),
         cmocka_unit_test(test_create_over_open_image),
+        cmocka_unit_test(test_qemu_interop),
     };
     return cmocka_run_group_tests(tests, setup, bt_teardown);
 }
