@@ -399,7 +399,8 @@ static int aio_start(struct bdev *bs, enum aio_op op, uint64_t offset, uint64_t 
     req->flags = flags;
     if (op == AIO_DISCARD || op == AIO_ZEROES)
         req->bytes = bytes;
-    if (op == AIO_FLUSH && (bs->read_only || (bs->flags & BDEV_O_UNSAFE)))
+    if (op == AIO_FLUSH && (bs->read_only ||
+                            ((bs->flags & BDEV_O_UNSAFE) && direct_file_node(bs))))
         req->op = AIO_DONE;       /* nothing to do, but still answer later */
     return aio_submit(req);
 }

@@ -640,7 +640,9 @@ int bdev_pwrite_compressed(struct bdev *bs, uint64_t offset, const void *buf, ui
 
 int bdev_flush(struct bdev *bs)
 {
-    if (bs->read_only || (bs->flags & BDEV_O_UNSAFE))
+    /* cache=unsafe still lets formats write their caches to the host file;
+     * only the sync to disk is skipped. */
+    if (bs->read_only || ((bs->flags & BDEV_O_UNSAFE) && bs->drv->is_protocol))
         return 0;
     int ret = bs->drv->flush ? bs->drv->flush(bs) : 0;
     if (ret == 0 && bs->file)

@@ -107,6 +107,14 @@ static int fake_block_status(struct bdev *bs, uint64_t offset, uint64_t bytes,
     return BDEV_STATUS_DATA | BDEV_STATUS_OFFSET | BDEV_STATUS_ALLOCATED;
 }
 
+static int fake_flushes;
+
+static int fake_flush(struct bdev *bs)
+{
+    fake_flushes++;
+    return 0;
+}
+
 static int64_t fake_getlength(struct bdev *bs)
 {
     return ((struct fake_state *)bs->opaque)->hdr.size;
@@ -134,6 +142,7 @@ static const struct block_driver bdrv_fake = {
     .preadv = fake_preadv,
     .pwritev = fake_pwritev,
     .block_status = fake_block_status,
+    .flush = fake_flush,
     .getlength = fake_getlength,
     .create = fake_create,
 };
@@ -517,6 +526,23 @@ static void test_qcow2_over_raw(void **state)
     bdev_close(bs);
 }
 
+/* Flushes reach the format driver, even with cache=unsafe (which only
+ * skips the host sync); a read-only node has nothing to flush. */
+static void test_flush_reaches_driver(void **state)
+{
+    make_fake("flush.fake", MiB, NULL, NULL);
+    struct bdev *bs = open_ok("flush.fake", "fake", BDEV_O_RDWR | BDEV_O_UNSAFE);
+    fake_flushes = 0;
+    assert_int_equal(bdev_flush(bs), 0);
+    assert_int_equal(fake_flushes, 1);
+    bdev_close(bs);               /* closing a writable node flushes too */
+    assert_int_equal(fake_flushes, 2);
+    bs = open_ok("flush.fake", "fake", 0);
+    assert_int_equal(bdev_flush(bs), 0);
+    bdev_close(bs);
+    assert_int_equal(fake_flushes, 2);
+}
+
 /* Opening and reading a chain read-only leaves every file as it was. */
 static void test_read_only_chain_untouched(void **state)
 {
@@ -552,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_backing_loops),
         cmocka_unit_test(test_backing_errors),
         cmocka_unit_test(test_qcow2_over_raw),
+        cmocka_unit_test(test_flush_reaches_driver),
         cmocka_unit_test(test_read_only_chain_untouched),
     };
     return cmocka_run_group_tests(tests, bt_setup, bt_teardown);
