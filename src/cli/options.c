@@ -52,27 +52,32 @@ static int opt_smp(struct cli *c, const char *arg, struct error *err)
     struct opts o;
     if (opts_parse(&o, arg, "cpus", err) < 0)
         return -EINVAL;
+    const uint64_t unset = UINT64_MAX;
     uint64_t cpus, sockets, cores, threads, maxcpus;
-    int r = opts_get_u64(&o, "cpus", 0, &cpus, err);
-    if (!r) r = opts_get_u64(&o, "sockets", 0, &sockets, err);
-    if (!r) r = opts_get_u64(&o, "cores", 0, &cores, err);
-    if (!r) r = opts_get_u64(&o, "threads", 0, &threads, err);
-    if (!r) r = opts_get_u64(&o, "maxcpus", 0, &maxcpus, err);
+    int r = opts_get_u64(&o, "cpus", unset, &cpus, err);
+    if (!r) r = opts_get_u64(&o, "sockets", unset, &sockets, err);
+    if (!r) r = opts_get_u64(&o, "cores", unset, &cores, err);
+    if (!r) r = opts_get_u64(&o, "threads", unset, &threads, err);
+    if (!r) r = opts_get_u64(&o, "maxcpus", unset, &maxcpus, err);
     if (!r) r = opts_check_unused(&o, err);
     opts_free(&o);
     if (r)
         return r;
-    if (!threads)
+    if (!cpus || !sockets || !cores || !threads || !maxcpus)
+        return error_set(err, -EINVAL, "Invalid CPU topology: CPU topology parameters must "
+                         "be greater than zero");
+    if (threads == unset)
         threads = 1;
-    if (!cpus)
-        cpus = maxcpus ? maxcpus : (sockets ? sockets : 1) * (cores ? cores : 1) * threads;
-    if (!cores && sockets)
+    if (cpus == unset)
+        cpus = maxcpus != unset ? maxcpus : (sockets != unset ? sockets : 1) *
+               (cores != unset ? cores : 1) * threads;
+    if (cores == unset && sockets != unset)
         cores = cpus / (sockets * threads) ? cpus / (sockets * threads) : 1;
-    if (!cores)
+    if (cores == unset)
         cores = 1;
-    if (!sockets)
+    if (sockets == unset)
         sockets = cpus / (cores * threads) ? cpus / (cores * threads) : 1;
-    if (!maxcpus)
+    if (maxcpus == unset)
         maxcpus = cpus;
     if (cpus < 1 || cpus > MAX_CPUS)
         return error_set(err, -EINVAL, "Invalid SMP CPUs %llu: must be 1..%d",
