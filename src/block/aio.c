@@ -117,8 +117,7 @@ static void pool_submit(struct bdev_aio *aio, struct aio_req *req)
         aio->head = req;
     aio->tail = req;
     aio->queued++;
-    /* Grow while requests outnumber idle workers; with none at all the
-     * request still runs once any worker exists, so the first must start. */
+    /* Start another worker while queued requests outnumber idle ones. */
     if (aio->queued > aio->idle && aio->threads < POOL_MAX &&
         pthread_create(&aio->tid[aio->threads], NULL, pool_worker, aio) == 0)
         aio->threads++;
