@@ -74,6 +74,8 @@ void qcow2_refcount_close(struct qcow2_state *s)
     s->n_pending = s->cap_pending = 0;
 }
 
+static uint64_t area_start(struct qcow2_state *s);
+
 static uint64_t rb_offset(struct qcow2_state *s, uint64_t ti)
 {
     if (ti >= s->refcount_table_size)
@@ -136,15 +138,11 @@ static void plan_area(struct qcow2_state *s, uint64_t a, uint64_t *entries, uint
 
 static int grow_refcount_table(struct qcow2_state *s, uint64_t min_ti)
 {
-    uint64_t entries = min_ti + 1, k, m, rc;
+    uint64_t entries = min_ti + 1, k, m, rc = 0;
     if (entries < s->refcount_table_size * 3 / 2)
         entries = s->refcount_table_size * 3 / 2;
-    uint64_t a = s->alloc_end;
-    int64_t flen = bdev_getlength(s->bs->file);
-    if (flen > 0 && (uint64_t)qcow2_align_up(s, flen) >> s->cluster_bits > a)
-        a = qcow2_align_up(s, flen) >> s->cluster_bits;
-    for (int ret; (ret = qcow2_get_refcount(s, a, &rc)) == 0 && rc; )
-        a++;
+    uint64_t a = area_start(s);
+    (void)rc;
     plan_area(s, a, &entries, &k, &m);
     if (entries * 8 > QCOW2_MAX_REFTABLE_SIZE)
         return -EFBIG;
@@ -330,10 +328,85 @@ static int find_free(struct qcow2_state *s, uint64_t from, uint64_t n, uint64_t 
     return 0;
 }
 
+/* First cluster past everything allocated (and past the file). */
+static uint64_t area_start(struct qcow2_state *s)
+{
+    uint64_t a = s->alloc_end, rc;
+    int64_t flen = bdev_getlength(s->bs->file);
+    if (flen > 0 && qcow2_align_up(s, (uint64_t)flen) >> s->cluster_bits > a)
+        a = qcow2_align_up(s, (uint64_t)flen) >> s->cluster_bits;
+    while (qcow2_get_refcount(s, a, &rc) == 0 && rc)
+        a++;
+    return a;
+}
+
+/* A run longer than one refcount block's range (big L1 tables with small
+ * clusters): put it past the end, with the refcount blocks it lacks right
+ * after it. */
+static int64_t alloc_large(struct qcow2_state *s, uint64_t n)
+{
+    uint64_t a, m, end;
+    int ret;
+    for (;;) {
+        a = area_start(s);
+        m = 0;
+        for (;;) {
+            uint64_t mm = 0;
+            end = a + n + m;
+            for (uint64_t ti = a >> s->rb_bits; ti <= (end - 1) >> s->rb_bits; ti++)
+                if (!rb_offset(s, ti))
+                    mm++;
+            if (mm == m)
+                break;
+            m = mm;
+        }
+        uint64_t last_ti = (end - 1) >> s->rb_bits;
+        if (last_ti < s->refcount_table_size)
+            break;
+        ret = grow_refcount_table(s, last_ti);
+        if (ret < 0)
+            return ret;
+    }
+    uint8_t *blk = malloc(s->cluster_size);
+    if (!blk)
+        return -ENOMEM;
+    uint64_t j = 0, *newti = calloc(m ? m : 1, 8);
+    ret = newti ? 0 : -ENOMEM;
+    for (uint64_t ti = a >> s->rb_bits; ret == 0 && ti <= (end - 1) >> s->rb_bits; ti++) {
+        if (rb_offset(s, ti))
+            continue;
+        memset(blk, 0, s->cluster_size);
+        uint64_t first = ti << s->rb_bits, lim = first + (1ull << s->rb_bits);
+        for (uint64_t c = first > a ? first : a; c < end && c < lim; c++)
+            rb_entry_set(s, blk, c - first, 1);
+        ret = bdev_pwrite(s->bs->file, (a + n + j) << s->cluster_bits, blk, s->cluster_size, 0);
+        newti[j++] = ti;
+    }
+    free(blk);
+    for (uint64_t c = a; ret == 0 && c < end; c++)
+        if (rb_offset(s, c >> s->rb_bits))
+            ret = qcow2_update_refcount(s, c << s->cluster_bits, 1, 1);
+    if (ret == 0)
+        ret = qcow2_cache_flush(s, &s->rb_cache);
+    if (ret == 0)
+        ret = qcow2_barrier(s);
+    for (uint64_t k = 0; ret == 0 && k < j; k++) {
+        s->refcount_table[newti[k]] = (a + n + k) << s->cluster_bits;
+        ret = write_reftable_entry(s, newti[k]);
+    }
+    free(newti);
+    if (ret < 0)
+        return ret;
+    note_allocated(s, end);
+    return (int64_t)(a << s->cluster_bits);
+}
+
 int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
 {
-    if (!n || n >= (1ull << s->rb_bits))
-        return -EINVAL;   /* callers split: each range starts with its own block */
+    if (!n)
+        return -EINVAL;
+    if (n > qcow2_max_alloc_run(s))
+        return alloc_large(s, n);
     for (;;) {
         uint64_t c;
         int ret = find_free(s, s->free_cluster_index, n, &c);

@@ -297,7 +297,7 @@ int qcow2_set_refcount(struct qcow2_state *s, uint64_t cluster, uint64_t refcoun
  * references already gone from disk (qcow2_free_clusters is the safe way). */
 int qcow2_update_refcount(struct qcow2_state *s, uint64_t offset, uint64_t bytes, int64_t delta);
 /* Allocate `n` contiguous clusters (refcount 1); returns the host offset or
- * -errno. n must not exceed qcow2_max_alloc_run(s). */
+ * -errno. Runs over qcow2_max_alloc_run(s) go past the end of the image. */
 int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n);
 /* Allocate `bytes` (< one cluster) for compressed data; returns host offset or -errno. */
 int64_t qcow2_alloc_bytes(struct qcow2_state *s, uint64_t bytes);
