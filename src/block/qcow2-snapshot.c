@@ -7,6 +7,7 @@
  * reference, decrements are applied only after the reference is gone. */
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -405,6 +406,18 @@ static int write_l1(struct qcow2_state *s, uint64_t off, const uint64_t *l1, uin
     return ret;
 }
 
+static int write_size(struct qcow2_state *s, uint64_t size)
+{
+    uint8_t b[8];
+    put_be64(b, size);
+    int ret = bdev_pwrite(s->bs->file, QCOW2_HDR_SIZE, b, 8, 0);
+    if (ret == 0)
+        ret = qcow2_barrier(s);
+    if (ret == 0)
+        s->hdr.size = size;
+    return ret;
+}
+
 static int validate_sn_l1(struct qcow2_state *s, const struct qcow2_snapshot *sn,
                           struct error *err)
 {
@@ -525,6 +538,11 @@ static int goto_locked(struct qcow2_state *s, int idx, struct error *err)
     int ret = validate_sn_l1(s, sn, err);
     if (ret < 0)
         return ret;
+    uint32_t l1_max = sn->l1_size > s->l1_size ? sn->l1_size : s->l1_size;
+    if (sn->disk_size % QCOW2_SECTOR || sn->disk_size > (uint64_t)INT64_MAX ||
+        qcow2_l1_entries(s, sn->disk_size) > l1_max)
+        return error_set(err, -EINVAL, "Snapshot %s has an invalid disk size (%" PRIu64 ")",
+                         sn->id_str, sn->disk_size);
     ret = qcow2_flush_metadata(s);
     if (ret == 0 && sn->l1_size > s->l1_size)
         ret = qcow2_grow_l1_table(s, sn->l1_size);
@@ -546,6 +564,10 @@ static int goto_locked(struct qcow2_state *s, int idx, struct error *err)
         ret = write_l1(s, s->l1_table_offset, new_l1, sn->l1_size, n);
     if (ret == 0)
         ret = qcow2_barrier(s);
+    /* The snapshot brings back its own virtual size: nothing past it is
+     * reachable once its L1 table is the active one. */
+    if (ret == 0 && sn->disk_size != s->hdr.size)
+        ret = write_size(s, sn->disk_size);
     if (ret == 0) {
         memcpy(s->l1_table, new_l1, n * 8ull);
         qcow2_cache_empty(&s->l2_cache);
@@ -641,21 +663,10 @@ int qcow2_snapshot_goto(struct bdev *bs, const char *id_or_name, struct error *e
     int idx = find_by_id(s, id_or_name);
     if (idx < 0)
         idx = find_by_name(s, id_or_name);
-    uint64_t disk_size = idx >= 0 ? s->snapshots[idx].disk_size : 0;
-    bool resize = idx >= 0 && disk_size != s->hdr.size;
-    pthread_mutex_unlock(&s->lock);
-    if (ret < 0)
-        return ret;
-    if (idx < 0)
-        return error_set_errno(err, -ENOENT, "Failed to load snapshot");
-    /* The snapshot brings back its own virtual size. */
-    if (resize) {
-        ret = bdev_truncate(bs, disk_size, true, NULL, err);
-        if (ret < 0)
-            return ret;
-    }
-    pthread_mutex_lock(&s->lock);
-    ret = goto_locked(s, idx, err);
+    if (ret == 0 && idx < 0)
+        ret = error_set_errno(err, -ENOENT, "Failed to load snapshot");
+    if (ret == 0)
+        ret = goto_locked(s, idx, err);
     pthread_mutex_unlock(&s->lock);
     return ret;
 }
