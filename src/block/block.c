@@ -539,7 +539,7 @@ int bdev_preadv(struct bdev *bs, uint64_t offset, const struct iovec *iov, int c
         return ret;
     if (!bs->drv->preadv)
         return -ENOTSUP;
-    if (bs->backing && bs->drv->block_status)
+    if (bs->backing && bs->drv->block_status && !bs->drv->reads_backing)
         return read_with_backing(bs, offset, iov, cnt);
     if (needs_bounce(bs, offset, bytes, iov, cnt))
         return bounce_read(bs, offset, iov, cnt);

@@ -60,6 +60,9 @@ struct block_driver {
     const char *name;
     size_t state_size;
     bool is_protocol;             /* "file": opens the host path itself */
+    /* preadv reads unallocated ranges from bs->backing itself, so block.c
+     * needn't split reads by block status first (saves a lookup per read). */
+    bool reads_backing;
 
     /* Probe score 0..100 for the first bytes of a file. */
     int (*probe)(const uint8_t *buf, int len, const char *filename);
@@ -111,8 +114,8 @@ int block_driver_register(const struct block_driver *drv);
  *   chain after open returns and frees both strings after close.
  * - preadv on a node with a backing node: block.c calls block_status first
  *   and calls preadv only for ranges reported ALLOCATED, DATA or ZERO; the
- *   rest it reads from bs->backing (zeroes past its end). A driver doing its
- *   own backing reads stays correct.
+ *   rest it reads from bs->backing (zeroes past its end), unless the driver
+ *   sets reads_backing because it does that itself.
  * - flush: block.c flushes bs->file after the driver's flush returns.
  * - FUA and writethrough are handled by block.c (a flush after the write);
  *   drivers never see BDEV_REQ_FUA.

@@ -144,19 +144,21 @@ static void test_qemu_interop(void **state)
         _exit(127);
     }
     close(in[0]);
-    /* Wait (up to 10 s) for qemu-io to have the image open. */
-    struct bdev *bs = NULL;
-    struct error err;
-    int ret = 0;
-    for (int i = 0; i < 1000; i++) {
-        memset(&err, 0, sizeof(err));
-        ret = bdev_open_simple(&bs, img, "raw", BDEV_O_RDWR, &err);
-        if (ret)
-            break;
-        bdev_close(bs);
-        usleep(10000);
+    /* Wait (up to 10 s) for qemu-io to lock the image. Only look: an open
+     * of ours at the wrong moment would make qemu-io's fail. */
+    int fd = open(img, O_RDONLY);
+    bool locked = false;
+    for (int i = 0; i < 1000 && !locked; i++) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 1 };
+        locked = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        if (!locked)
+            usleep(10000);
     }
-    assert_int_equal(ret, -EAGAIN);
+    close(fd);
+    assert_true(locked);
+    struct bdev *bs = NULL;
+    struct error err = {0};
+    assert_int_equal(bdev_open_simple(&bs, img, "raw", BDEV_O_RDWR, &err), -EAGAIN);
     assert_non_null(strstr(err.msg, "\"write\" lock"));
     open_refused(0);
     bdev_close(open_ok(BDEV_O_FORCE_SHARE));
