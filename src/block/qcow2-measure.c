@@ -107,9 +107,11 @@ static int parse_opts(struct opts *o, struct measure_opts *m, struct error *err)
 /* Bytes of the source that hold data, counted per target cluster. */
 static int source_data_bytes(struct bdev *in, uint64_t ssize, uint64_t cs, uint64_t *out)
 {
-    uint64_t required = 0, pnum = 0;
+    uint64_t required = 0, pnum = 0, map;
+    struct bdev *file;
+    int depth;
     for (uint64_t off = 0; off < ssize; off += pnum) {
-        int ret = bdev_block_status_above(in, off, ssize - off, &pnum, NULL, NULL, NULL);
+        int ret = bdev_block_status_above(in, off, ssize - off, &pnum, &map, &file, &depth);
         if (ret < 0)
             return ret;
         if (pnum == 0)
