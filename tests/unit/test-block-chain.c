@@ -147,6 +147,19 @@ static const struct block_driver bdrv_fake = {
     .create = fake_create,
 };
 
+/* The same format claiming to read its backing itself (it doesn't: it
+ * reads zeroes), to see that block.c then leaves reads alone. */
+static const struct block_driver bdrv_fake_rb = {
+    .name = "fake-rb",
+    .state_size = sizeof(struct fake_state),
+    .reads_backing = true,
+    .open = fake_open,
+    .preadv = fake_preadv,
+    .pwritev = fake_pwritev,
+    .block_status = fake_block_status,
+    .getlength = fake_getlength,
+};
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static void make_fake(const char *name, uint64_t size, const char *backing, const char *fmt)
@@ -394,6 +407,23 @@ static void test_short_backing(void **state)
     bdev_close(top);
 }
 
+static void test_driver_reads_backing(void **state)
+{
+    make_raw("rb-base.raw", 64 * KiB, 4);
+    make_fake("rb.fake", 64 * KiB, "rb-base.raw", "raw");
+    struct bdev *top = open_ok("rb.fake", "fake-rb", 0);
+    assert_non_null(bdev_backing(top));
+    uint8_t buf[4096];
+    assert_int_equal(bdev_pread(top, 0, buf, sizeof(buf)), 0);
+    assert_true(bt_is_zero(buf, sizeof(buf)));     /* the driver's answer, unsplit */
+    uint64_t pnum;
+    int depth;
+    int ret = bdev_block_status_above(top, 0, 4096, &pnum, NULL, NULL, &depth);
+    assert_true(ret & BDEV_STATUS_DATA);
+    assert_int_equal(depth, 1);
+    bdev_close(top);
+}
+
 /* Backing names are relative to the image's directory, not the cwd. */
 static void test_relative_backing_and_options(void **state)
 {
@@ -568,12 +598,14 @@ static void test_read_only_chain_untouched(void **state)
 int main(void)
 {
     block_driver_register(&bdrv_fake);
+    block_driver_register(&bdrv_fake_rb);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_probed_raw_guards_sector0),
         cmocka_unit_test(test_backing_reads),
         cmocka_unit_test(test_block_status_depth),
         cmocka_unit_test(test_short_backing),
+        cmocka_unit_test(test_driver_reads_backing),
         cmocka_unit_test(test_relative_backing_and_options),
         cmocka_unit_test(test_backing_loops),
         cmocka_unit_test(test_backing_errors),
