@@ -9,6 +9,7 @@ static void h_emms(struct x86_cpu *cpu, const struct x86_insn *in)
     if (X86_UNLIKELY(cpu->fpu.fsw & FSW_ES))
         x87_check_pending(cpu);
     cpu->fpu.tag_valid = 0;
+    cpu->fpu.top = 0;
 }
 
 /* 0F 6E: MOVD/MOVQ mm, r/m32/64 */

@@ -516,12 +516,3 @@ void sse_register(struct x86_op_table *t)
     set4(t, 0xf0, NULL, NULL, NULL, h_lddqu);
     set4(t, 0xf7, NULL, h_maskmovdqu, NULL, NULL);
 }
-
-void x86_simd_register(struct x86_op_table *t)
-{
-    sse_register(t);
-    sse4_register(t);
-    mmx_register(t);
-    x87_register(t);
-    fxsave_register(t);
-}

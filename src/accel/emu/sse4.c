@@ -215,9 +215,10 @@ void sse4_register(struct x86_op_table *t)
         if (int_0f3a[op])
             x86_op_set(t, X86_MAP_0F3A, X86_MP_66, op, h_xmm_0f3a);
     }
-    for (int op = 0x20; op <= 0x35; op++)
-        if ((op & 7) < 6)
-            x86_op_set(t, X86_MAP_0F38, X86_MP_66, op, h_pmovx);
+    for (int op = 0; op < 6; op++) {
+        x86_op_set(t, X86_MAP_0F38, X86_MP_66, 0x20 + op, h_pmovx);
+        x86_op_set(t, X86_MAP_0F38, X86_MP_66, 0x30 + op, h_pmovx);
+    }
     x86_op_set(t, X86_MAP_0F38, X86_MP_66, 0x10, h_blendv);
     x86_op_set(t, X86_MAP_0F38, X86_MP_66, 0x14, h_blendv);
     x86_op_set(t, X86_MAP_0F38, X86_MP_66, 0x15, h_blendv);

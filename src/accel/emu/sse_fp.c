@@ -183,8 +183,14 @@ static __m128 fp_ps(enum sse_fp_op op, __m128 a, __m128 b, bool sc, uint8_t imm)
     case FP_RSQRT: return sc ? _mm_move_ss(a, _mm_rsqrt_ss(b)) : _mm_rsqrt_ps(b);
     case FP_CMP: return cmp_ps(a, b, imm, sc);
     case FP_ADDSUB: {
-        __m128 sum = _mm_add_ps(a, b), dif = _mm_sub_ps(a, b);
-        return _mm_shuffle_ps(_mm_unpacklo_ps(dif, sum), _mm_unpackhi_ps(dif, sum), 0x44);
+        /* lane by lane: computing both ops everywhere would raise the
+         * flags of results that are thrown away */
+        volatile float x[4], y[4], r[4];
+        _mm_storeu_ps((float *)x, a);
+        _mm_storeu_ps((float *)y, b);
+        for (int i = 0; i < 4; i++)
+            r[i] = (i & 1) ? x[i] + y[i] : x[i] - y[i];
+        return _mm_loadu_ps((const float *)r);
     }
     case FP_HADD: case FP_HSUB: {
         __m128 x = _mm_shuffle_ps(a, b, 0x88), y = _mm_shuffle_ps(a, b, 0xdd);
@@ -206,8 +212,12 @@ static __m128d fp_pd(enum sse_fp_op op, __m128d a, __m128d b, bool sc, uint8_t i
     case FP_SQRT: return sc ? _mm_sqrt_sd(a, b) : _mm_sqrt_pd(b);
     case FP_CMP: return cmp_pd(a, b, imm, sc);
     case FP_ADDSUB: {
-        __m128d sum = _mm_add_pd(a, b), dif = _mm_sub_pd(a, b);
-        return _mm_move_sd(sum, dif);
+        volatile double x[2], y[2], r[2];
+        _mm_storeu_pd((double *)x, a);
+        _mm_storeu_pd((double *)y, b);
+        r[0] = x[0] - y[0];
+        r[1] = x[1] + y[1];
+        return _mm_loadu_pd((const double *)r);
     }
     case FP_HADD: case FP_HSUB: {
         __m128d x = _mm_unpacklo_pd(a, b), y = _mm_unpackhi_pd(a, b);
