@@ -107,6 +107,13 @@ void x86_cpu_set_vec_regs(struct x86_cpu *cpu, const struct x86_vec_regs *v);
  * 0 on success, -1 if unmapped (for the monitor's `x`). */
 int x86_cpu_translate(struct x86_cpu *cpu, uint64_t va, uint64_t *pa);
 
+/* The guest TSC rate, and the crystal (core) clock CPUID leaf 0x15
+ * reports: Linux takes the local APIC timer to count at the crystal rate,
+ * so the board's APIC timer must tick at X86_CRYSTAL_HZ (before its
+ * divide configuration). */
+#define X86_TSC_HZ 1000000000ull
+#define X86_CRYSTAL_HZ 1000000000ull
+
 /* -d flags. */
 enum { X86_LOG_INT = 1, X86_LOG_CPU_RESET = 2, X86_LOG_UNIMP = 4, X86_LOG_GUEST_ERRORS = 8 };
 void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask);

@@ -41,6 +41,7 @@ enum { X86_RAX, X86_RCX, X86_RDX, X86_RBX, X86_RSP, X86_RBP, X86_RSI, X86_RDI };
 enum { X86_ES, X86_CS, X86_SS, X86_DS, X86_FS, X86_GS, X86_LDTR, X86_TR };
 #define X86_NOREG 0xff          /* no base / index register */
 #define X86_RIPREL 0xfe         /* base = RIP (64-bit mode disp32 with no SIB) */
+#define X86_SEG_ZERO 7          /* x86_insn.seg for "no base" (segbase[7] == 0) */
 
 /* RFLAGS bits. */
 #define X86_CF   0x0001u
@@ -156,7 +157,11 @@ static inline void x86_op_set(struct x86_op_table *t, int map, int mp, int op, x
 }
 
 void x86_int_register(struct x86_op_table *t);
-void x86_simd_register(struct x86_op_table *t);
+/* SIMD side (please define both in fxsave.c, which the CPU always links):
+ * x86_simd_cpuid adjusts CPUID results (leaf 1 ECX/EDX SSE bits, leaf 0xD)
+ * after the CPU filled them. Referenced weakly until they exist. */
+void x86_simd_register(struct x86_op_table *t) __attribute__((weak));
+void x86_simd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4]) __attribute__((weak));
 
 /* ---- CPU state ---------------------------------------------------------- */
 
@@ -203,6 +208,9 @@ struct x86_cpu {
     uint8_t tlb_user;       /* index into tlb[]: cpl == 3 */
     bool block_end;         /* set by handlers that change mode/code: leave the block */
     struct x86_seg seg[8];  /* ES CS SS DS FS GS LDTR TR */
+    /* Bases that addressing adds: seg[i].base, except ES/CS/SS/DS in
+     * 64-bit mode (0); index X86_SEG_ZERO is always 0. */
+    uint64_t segbase[8];
     struct x86_tlb_entry tlb[2][X86_TLB_SIZE];
 
     uint64_t cr0, cr2, cr3, cr4, efer;     /* XCR0 is fpu.xcr0 */
@@ -220,15 +228,15 @@ struct x86_cpu {
 
     /* control */
     jmp_buf jmp;            /* x86_raise() lands here */
-    int exc_depth;          /* nested delivery: 1 = contributory -> #DF, 2 -> triple */
-    int last_exc;           /* vector being delivered (double-fault rules) */
-    bool in_delivery;
+    int exc_vec;            /* exception being raised */
+    uint32_t exc_err;
+    int delivering;         /* exception vector being delivered, -1 if none (#DF rules) */
     bool intr_shadow;       /* STI / MOV SS: no interrupt before the next insn */
     bool nmi_blocked;       /* between NMI delivery and IRET */
     bool halted, wait_sipi;
-    bool stop_on_exc;       /* x86_cpu_step() asked to stop at an exception */
-    int stopped_vec;
+    bool is_bsp;
     uint8_t sipi_vector;
+    uint8_t cr8;            /* when the bus has no get_cr8 */
     int index;
     unsigned log_mask;
     _Atomic unsigned events;  /* X86_EV_* */
@@ -260,8 +268,22 @@ void x86_log(struct x86_cpu *cpu, unsigned mask, const char *fmt, ...)
 /* ---- Memory (linear addresses: segment base already added) -------------- */
 
 /* Linear address of a ModRM memory operand (segment base included,
- * truncated to the address size). Do not call for mod == 3. */
-uint64_t x86_ea(struct x86_cpu *cpu, const struct x86_insn *in);
+ * offset truncated to the address size). Do not call for mod == 3. */
+static inline uint64_t x86_ea(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    uint64_t a = (uint64_t)(int64_t)in->disp;
+    if (in->base < 16)
+        a += cpu->gpr[in->base];
+    else if (in->base == X86_RIPREL)
+        a += cpu->rip;
+    if (in->index < 16)
+        a += cpu->gpr[in->index] << in->scale;
+    if (in->asz == 4)
+        a = (uint32_t)a;
+    else if (in->asz == 2)
+        a = (uint16_t)a;
+    return a + cpu->segbase[in->seg];
+}
 /* Same with an extra offset (second half of a wide operand, ...). */
 static inline uint64_t x86_ea_off(struct x86_cpu *cpu, const struct x86_insn *in, int64_t off)
 {

@@ -1,0 +1,38 @@
+/* Decoder and decoded-code cache of the emulated CPU (decode.c, codecache.c). */
+#ifndef QUOKKA_ACCEL_EMU_DECODE_H
+#define QUOKKA_ACCEL_EMU_DECODE_H
+
+#include "accel/emu/cpu_int.h"
+
+enum { X86_DEC_64 = 1, X86_DEC_32 = 2 };        /* code size: 64, 32, else 16 */
+/* x86_insn.flags */
+#define X86_DF_END 0x01u         /* last instruction of a block */
+#define X86_DF_MANDATORY 0x02u   /* handler came from a 66/F2/F3 column */
+
+const struct x86_op_table *x86_ops(void);
+int x86_decode(const uint8_t *bytes, unsigned avail, unsigned mode, struct x86_insn *in);
+bool x86_lock_ok(const struct x86_insn *in);
+
+/* A run of decoded instructions from one guest-physical page. */
+#define X86_BLOCK_MAX 32
+struct x86_block {
+    struct x86_block *next;      /* hash chain */
+    uint64_t pa;                 /* physical address of the first byte */
+    uint32_t gen;                /* page generation when decoded */
+    uint8_t mode;                /* X86_DEC_* */
+    uint8_t n;
+    struct x86_insn insn[];
+};
+
+struct x86_code_cache *x86_cc_new(void);
+void x86_cc_free(struct x86_code_cache *cc);
+/* Block starting at pa in mode, decoded from host (page at pa & ~0xfff),
+ * or NULL if pa's page cannot be cached (MMIO, outside the tracked range). */
+struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
+                                const uint8_t *host_page);
+
+/* Per-page code generation (bit 0: page holds decoded code), NULL if untracked. */
+_Atomic uint32_t *x86_emu_page_gen(struct x86_emu *emu, uint64_t pa, bool create);
+uint64_t x86_emu_code_epoch(struct x86_emu *emu);
+
+#endif

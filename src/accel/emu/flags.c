@@ -1,0 +1,105 @@
+/* Lazy arithmetic flags: ALU handlers record (op, size, a, b, result) and
+ * the flags are computed here only when something reads them. */
+#include "accel/emu/cpu_int.h"
+#include "accel/emu/flags.h"
+
+static inline uint64_t size_mask(unsigned size)
+{
+    return size == 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
+
+static inline unsigned parity(uint64_t v)
+{
+    return __builtin_parity((unsigned)(v & 0xff)) ? 0 : X86_PF;
+}
+
+static uint64_t compute(const struct x86_lazy *lf, uint64_t old)
+{
+    uint64_t m = size_mask(lf->size), sign = 1ull << (8 * lf->size - 1);
+    uint64_t r = lf->res & m, a = lf->a & m, b = lf->b & m;
+    uint64_t f = parity(r) | (r ? 0 : X86_ZF) | ((r & sign) ? X86_SF : 0);
+
+    switch (lf->op) {
+    case X86_LF_ADD:
+        f |= (r < a ? X86_CF : 0) | (((a ^ r) & (b ^ r) & sign) ? X86_OF : 0) | ((a ^ b ^ r) & X86_AF);
+        break;
+    case X86_LF_ADC:   /* ADD with carry-in 1 (ADC with CF=0 records ADD) */
+        f |= (r <= a ? X86_CF : 0) | (((a ^ r) & (b ^ r) & sign) ? X86_OF : 0) | ((a ^ b ^ r) & X86_AF);
+        break;
+    case X86_LF_SBB:   /* SUB with borrow-in 1 */
+        f |= (a <= b ? X86_CF : 0) | (((a ^ b) & (a ^ r) & sign) ? X86_OF : 0) | ((a ^ b ^ r) & X86_AF);
+        break;
+    case X86_LF_SUB:
+        f |= (a < b ? X86_CF : 0) | (((a ^ b) & (a ^ r) & sign) ? X86_OF : 0) | ((a ^ b ^ r) & X86_AF);
+        break;
+    case X86_LF_LOGIC:
+        break;
+    case X86_LF_INC:
+        f |= (old & X86_CF) | (r == sign ? X86_OF : 0) | ((r & 0xf) == 0 ? X86_AF : 0);
+        break;
+    case X86_LF_DEC:
+        f |= (old & X86_CF) | (r == sign - 1 ? X86_OF : 0) | ((r & 0xf) == 0xf ? X86_AF : 0);
+        break;
+    }
+    return f;
+}
+
+uint64_t x86_get_flags(struct x86_cpu *cpu)
+{
+    if (cpu->lf.op != X86_LF_NONE) {
+        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_ARITH_FLAGS) | compute(&cpu->lf, cpu->rflags);
+        cpu->lf.op = X86_LF_NONE;
+    }
+    return cpu->rflags | 2;
+}
+
+void x86_set_flags(struct x86_cpu *cpu, uint64_t val, uint64_t mask)
+{
+    if (mask & X86_ARITH_FLAGS)
+        x86_get_flags(cpu);
+    cpu->rflags = (cpu->rflags & ~mask) | (val & mask);
+}
+
+bool x86_cond(struct x86_cpu *cpu, unsigned cc)
+{
+    bool r;
+    const struct x86_lazy *lf = &cpu->lf;
+
+    /* the common compare-and-branch shapes without materializing */
+    if (lf->op == X86_LF_SUB) {
+        unsigned sh = 64 - 8 * lf->size;
+        uint64_t a = lf->a << sh, b = lf->b << sh;
+        switch (cc >> 1) {
+        case 1: r = a < b; goto out;                                  /* B */
+        case 2: r = a == b; goto out;                                 /* Z */
+        case 3: r = a <= b; goto out;                                 /* BE */
+        case 6: r = (int64_t)a < (int64_t)b; goto out;                /* L */
+        case 7: r = (int64_t)a <= (int64_t)b; goto out;               /* LE */
+        }
+    } else if (lf->op == X86_LF_LOGIC) {
+        unsigned sh = 64 - 8 * lf->size;
+        int64_t v = (int64_t)(lf->res << sh);
+        switch (cc >> 1) {
+        case 0: r = false; goto out;    /* O */
+        case 1: r = false; goto out;    /* B */
+        case 2: r = v == 0; goto out;
+        case 3: r = v == 0; goto out;
+        case 4: r = v < 0; goto out;
+        case 6: r = v < 0; goto out;
+        case 7: r = v <= 0; goto out;
+        }
+    }
+    uint64_t f = x86_get_flags(cpu);
+    switch (cc >> 1) {
+    case 0: r = f & X86_OF; break;
+    case 1: r = f & X86_CF; break;
+    case 2: r = f & X86_ZF; break;
+    case 3: r = f & (X86_CF | X86_ZF); break;
+    case 4: r = f & X86_SF; break;
+    case 5: r = f & X86_PF; break;
+    case 6: r = !(f & X86_SF) != !(f & X86_OF); break;
+    default: r = (f & X86_ZF) || (!(f & X86_SF) != !(f & X86_OF)); break;
+    }
+out:
+    return r ^ (cc & 1);
+}
