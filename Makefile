@@ -35,6 +35,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -DQUOKKA_FUZZ
+CFLAGS  += -Wno-unknown-warning-option   # clang lacks some gcc -Wno-* flags above
 LDFLAGS += -fsanitize=fuzzer,address,undefined
 endif
 
