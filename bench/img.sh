@@ -29,6 +29,7 @@ with open("src.raw", "wb") as f:
         f.write(os.urandom(piece).translate(table))
 PY
 "$QEMU_IMG" convert -f raw -O qcow2 src.raw src.qcow2
+sync
 
 secs() {   # secs CMD...: wall time of CMD in seconds
     local t0 t1
@@ -43,9 +44,10 @@ row() {    # row NAME QEMU_ARGS... -- QUOKKA_ARGS... ; a fresh output each time
     local qa=() qk=()
     while [ "$1" != "--" ]; do qa+=("$1"); shift; done; shift
     qk=("$@")
-    rm -f out.*; [ -n "${PREP:-}" ] && eval "$PREP"
+    # sync first so neither run pays for the other's dirty pages
+    rm -f out.*; [ -n "${PREP:-}" ] && eval "$PREP"; sync
     local tq; tq=$(secs "$QEMU_IMG" "${qa[@]}")
-    rm -f out.*; [ -n "${PREP:-}" ] && eval "$PREP"
+    rm -f out.*; [ -n "${PREP:-}" ] && eval "$PREP"; sync
     local tk; tk=$(secs "$Q" "${qk[@]}")
     printf "%-28s qemu-img %7.2f s   quokka-img %7.2f s   ratio %5.2f\n" "$name" "$tq" "$tk" \
         "$(awk -v a="$tq" -v b="$tk" 'BEGIN { printf "%.2f", a / b }')"

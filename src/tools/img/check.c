@@ -103,10 +103,7 @@ int img_check(int argc, char **argv)
     if (!bs)
         return 1;
     if (!bs->drv->check) {
-        if (ofmt == OFMT_JSON)
-            error_report("This image format does not support checks");
-        else
-            error_report("This image format does not support checks");
+        error_report("This image format does not support checks");
         bdev_close(bs);
         return 63;
     }

@@ -61,14 +61,13 @@ static bool cvt_next(struct cvt *s, struct item *it)
     int kind = ITEM_DATA;
     if ((s->min_sparse || s->target_has_backing) && off + len <= end) {
         uint64_t pnum = 0;
-        int st;
+        int st, depth;
+        /* with -B only the source's top layer is copied: the rest is the
+         * target's backing file */
         if (s->target_has_backing)
             st = bdev_block_status(s->src[i], local, len, &pnum, NULL, NULL);
         else
-            {
-            int depth;
             st = bdev_block_status_above(s->src[i], local, len, &pnum, NULL, NULL, &depth);
-        }
         if (st < 0) {
             s->ret = st;
             error_report("error while reading block status at offset %lld: %s",
