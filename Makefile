@@ -72,7 +72,8 @@ $(BUILD)/quokka: $(BUILD)/src/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 .SECONDEXPANSION:
-$(BUILD)/quokka-%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard src/tools/$$*/*.c)) $(LIB)
+# (no literal % here: make would put the stem in its place)
+$(BUILD)/quokka-%: $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard src/tools/$$*/*.c))) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test-%: $(BUILD)/tests/unit/test-%.o $(LIB)
