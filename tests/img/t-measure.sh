@@ -20,6 +20,10 @@ done <<LIST
 --size 100M -O qcow2 -o preallocation=full
 --size 1G -O qcow2 -o extended_l2=on
 --size 1000 -O raw
+-O qcow2 a.qcow2
+-O raw a.qcow2
+-O qcow2 -o compat=0.10 m.qcow2
+-O qcow2 -o cluster_size=512 a.qcow2
 LIST
 same_output "measure needs a size or a file" "$Q" measure -O qcow2 -- "$QEMU_IMG" measure -O qcow2
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tools/img/img.h"
+#include "block/qcow2-meta.h"
 #include "util/opts.h"
 
 struct img_cmd {
@@ -95,6 +96,12 @@ static const char img_help_text[] =
 /* Naming the drivers here also makes the linker pull them out of the
  * library: block.c only refers to the qcow2 driver weakly. */
 static const struct block_driver *const img_drivers[] = { &bdrv_file, &bdrv_qcow2, &bdrv_raw };
+/* Likewise the qcow2 driver reaches its snapshot, check and amend code
+ * through weak references (so it links without them), and weak references
+ * pull nothing out of a static library: name one entry point of each. */
+__attribute__((used)) static const void *const img_qcow2_meta[] = {
+    (const void *)qcow2_snapshot_list, (const void *)qcow2_check, (const void *)qcow2_amend,
+};
 
 void img_help(void)
 {
