@@ -5,7 +5,7 @@
 # `poweroff -f` in the guest ends the run. Extra arguments go to quokka.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-make -C "$TOP" -s -j"$(nproc)" "$TOP/build/quokka" >&2
+make -C "$TOP" -s -j"$(nproc)" build/quokka >&2
 G=$("$TOP/scripts/guest.sh")
 echo "Booting the test guest (Ctrl-A x quits, Ctrl-A h lists the keys)" >&2
 exec "$TOP/build/quokka" -m 512M -smp 2 -nographic \
