@@ -30,6 +30,7 @@ struct serial {
     uint16_t base;
     struct irq irq;
     struct chardev *chr;
+    char name[24];              /* region name, e.g. "serial@0x3f8" */
     uint8_t ier, iir, fcr, lcr, mcr, lsr, msr, scr;
     uint16_t divider;
     bool thr_ipending;
@@ -265,10 +266,9 @@ struct serial *serial_new(struct address_space *io, uint16_t base, struct irq ir
     s->irq = irq;
     s->chr = chr;
     serial_reset(s);
-    char name[32];
-    snprintf(name, sizeof(name), "serial@%#x", base);
-    if (as_add_io(io, base, 8, &serial_ops, s, "serial", 0) < 0) {
-        fprintf(stderr, "serial: cannot register ports %s\n", name);
+    snprintf(s->name, sizeof(s->name), "serial@%#x", base);
+    if (as_add_io(io, base, 8, &serial_ops, s, s->name, 0) < 0) {
+        fprintf(stderr, "serial: cannot register ports %s\n", s->name);
         free(s);
         return NULL;
     }
