@@ -612,18 +612,36 @@ static int check_refcounts(struct chk *c)
 static int check_snapshot_table(struct chk *c, struct bdev_check_result *sr)
 {
     struct qcow2_state *s = c->s;
-    int dropped = 0;
+    struct qcow2_sn_check sc;
     struct error err = { 0 };
     bool repair = c->fix & BDEV_FIX_ERRORS;
-    int ret = qcow2_read_snapshots_repair(s, repair, &dropped, &c->sn_table_size, &err);
+    int ret = qcow2_read_snapshots_repair(s, repair, &sc, c->log, &err);
     if (ret < 0) {
         sr->check_errors++;
-        say(c, "ERROR failed to read the snapshot table: %s\n", err.msg);
+        say(c, "%s: ERROR %s%s\n", error_progname(),
+            sc.bad_pointer ? "" : "failed to read the snapshot table: ", err.msg);
         s->snapshots_offset = 0;
         c->sn_table_size = 0;
         return ret;
     }
-    sr->corruptions += dropped;
+    c->sn_table_size = sc.table_size;
+    sr->corruptions += sc.extra_dropped + sc.reduced;
+    if (sc.reduced) {
+        /* The header must agree with the table before refcounts are checked. */
+        uint32_t nb = htobe32(s->nb_snapshots);
+        ret = bdev_pwrite(s->bs->file, QCOW2_HDR_NB_SNAPSHOTS, &nb, 4, 0);
+        if (ret == 0)
+            ret = qcow2_barrier(s);
+        if (ret < 0) {
+            sr->check_errors++;
+            say(c, "ERROR failed to update the snapshot count in the image header: %s\n",
+                strerror(-ret));
+            return ret;
+        }
+        s->hdr.nb_snapshots = s->nb_snapshots;
+        sr->corruptions_fixed += sc.reduced;
+        sr->corruptions -= sc.reduced;
+    }
     if (s->hdr.version >= 3) {
         for (uint32_t i = 0; i < s->nb_snapshots; i++) {
             if (s->snapshots[i].extra_data_size < 16) {
@@ -640,7 +658,16 @@ static int fix_snapshot_table(struct chk *c, struct bdev_check_result *sr)
 {
     if (!sr->corruptions || !(c->fix & BDEV_FIX_ERRORS))
         return 0;
-    int ret = qcow2_write_snapshots(c->s, c->sn_table_size);
+    /* Free the old table only if check counted it (it lies inside the file):
+     * otherwise its refcounts were never accounted for. */
+    uint64_t old = c->sn_table_size, end = c->s->snapshots_offset + old;
+    if (old && (end < old || (end > (uint64_t)c->file_len &&
+                              end - c->file_len >= c->s->cluster_size) ||
+                !qcow2_range_refcounted(c->s, c->s->snapshots_offset, old))) {
+        say(c, "qcow2_free_clusters failed: Invalid argument\n");
+        old = 0;
+    }
+    int ret = qcow2_write_snapshots(c->s, old);
     if (ret < 0) {
         sr->check_errors++;
         say(c, "ERROR failed to update snapshot table: %s\n", strerror(-ret));

@@ -26,9 +26,18 @@
  * (check -r all) drops what can't be kept instead and counts it in
  * *dropped. */
 int qcow2_read_snapshots(struct qcow2_state *s, struct error *err);
-int qcow2_read_snapshots_repair(struct qcow2_state *s, bool repair, int *dropped,
-                                uint64_t *table_size, struct error *err);
+struct qcow2_sn_check {
+    int extra_dropped;     /* entries whose excess extra data was cut */
+    int reduced;           /* overhanging entries dropped */
+    uint64_t table_size;   /* bytes of the table as found on disk */
+    bool bad_pointer;      /* the header's count/offset itself is invalid */
+};
+int qcow2_read_snapshots_repair(struct qcow2_state *s, bool repair,
+                                struct qcow2_sn_check *out, FILE *log, struct error *err);
 void qcow2_free_snapshots(struct qcow2_state *s);
+/* True if every cluster touching the range has a nonzero refcount (so
+ * freeing it can't underflow). */
+bool qcow2_range_refcounted(struct qcow2_state *s, uint64_t off, uint64_t bytes);
 /* Bytes the snapshot table occupies on disk as currently described. */
 uint64_t qcow2_snapshot_table_size(struct qcow2_state *s);
 /* Write s->snapshots as a new table, point the header at it (synced), then
@@ -38,7 +47,9 @@ int qcow2_write_snapshots(struct qcow2_state *s, uint64_t old_size);
 /* Add `delta` (+1, -1 or 0) to the refcount of every cluster the L1 table
  * `l1` (l1_size entries, host order) reaches, then set QCOW2_OFLAG_COPIED in
  * its L2 entries and in l1[] exactly where the refcount is 1. Sets
- * *l1_changed if l1[] was modified (the caller writes it). */
+ * *l1_changed if l1[] was modified (the caller writes it). A -1 is applied
+ * at once: only for a tree already unreachable on disk, with s->io_lock
+ * held exclusive. */
 int qcow2_update_tree_refcounts(struct qcow2_state *s, uint64_t *l1, uint32_t l1_size,
                                 int delta, bool *l1_changed);
 
@@ -50,7 +61,7 @@ int qcow2_snapshot_list(struct bdev *bs, struct bdev_snapshot **list);
 
 /* ---- qcow2-check.c ------------------------------------------------------- */
 
-/* `qemu-img check [-r leaks|all]`: messages go to `log` (stderr if NULL). */
+/* `qemu-img check [-r leaks|all]`: messages go to `log` (none if NULL). */
 int qcow2_check(struct bdev *bs, struct bdev_check_result *res, int fix, FILE *log);
 /* Write a fresh refcount structure of 2^order-bit entries holding refcounts
  * rc[0..n) (new clusters it needs are taken from free ones and counted in

@@ -84,7 +84,8 @@ struct sn_reader {
     struct qcow2_state *s;
     bool check;        /* opened for check: tolerate, report, maybe repair */
     bool repair;
-    int *dropped;
+    struct qcow2_sn_check *out;
+    FILE *log;         /* what repair drops is reported here, if set */
     struct error *err;
 };
 
@@ -110,9 +111,10 @@ static int read_entry(struct sn_reader *r, uint32_t i, uint64_t *off, struct qco
             return error_set(r->err, -EFBIG, "Too much extra metadata in snapshot table "
                              "entry %u\nYou can force-remove this extra metadata with "
                              "qemu-img check -r all", i);
-        fprintf(stderr, "Discarding too much extra metadata in snapshot table entry %u "
+        if (r->log)
+            fprintf(r->log, "Discarding too much extra metadata in snapshot table entry %u "
                 "(%u > %u)\n", i, extra, QCOW2_MAX_SN_EXTRA_DATA);
-        (*r->dropped)++;
+        r->out->extra_dropped++;
         extra_end_skip = extra - QCOW2_MAX_SN_EXTRA_DATA;
         extra = QCOW2_MAX_SN_EXTRA_DATA;
     }
@@ -151,16 +153,27 @@ static int check_table_pointer(struct sn_reader *r, uint32_t *n)
 {
     struct qcow2_state *s = r->s;
     uint64_t off = s->hdr.snapshots_offset;
-    if (*n > QCOW2_MAX_SNAPSHOTS) {
-        if (!r->repair)
-            return error_set(r->err, -EFBIG, "Too many snapshots");
-        fprintf(stderr, "Discarding excess snapshots\n");
-        *r->dropped += *n - QCOW2_MAX_SNAPSHOTS;
+    /* check names the table in lower case, as QEMU does */
+    const char *name = r->check ? "snapshot table" : "Snapshot table";
+    if (*n > QCOW2_MAX_SNAPSHOTS && r->repair) {
+        if (r->log)
+            fprintf(r->log, "Discarding %u overhanging snapshots\n", *n - QCOW2_MAX_SNAPSHOTS);
+        r->out->reduced += *n - QCOW2_MAX_SNAPSHOTS;
         *n = QCOW2_MAX_SNAPSHOTS;
     }
+    if (*n > QCOW2_MAX_SNAPSHOTS) {
+        r->out->bad_pointer = true;
+        if (!r->check)
+            return error_set(r->err, -EFBIG, "Too many snapshots");
+        return error_set(r->err, -EFBIG, "%s too large\nYou can force-remove all %u "
+                         "overhanging snapshots with qemu-img check -r all", name,
+                         *n - QCOW2_MAX_SNAPSHOTS);
+    }
     if (*n && (qcow2_offset_in_cluster(s, off) ||
-               off > INT64_MAX - (uint64_t)*n * QCOW2_SN_HEADER_SIZE))
-        return error_set(r->err, -EINVAL, "Snapshot table offset invalid");
+               off > INT64_MAX - (uint64_t)*n * QCOW2_SN_HEADER_SIZE)) {
+        r->out->bad_pointer = true;
+        return error_set(r->err, -EINVAL, "%s offset invalid", name);
+    }
     int64_t flen = bdev_getlength(s->bs->file);
     if (flen < 0)
         return error_set_errno(r->err, (int)flen, "Could not get the file size");
@@ -170,8 +183,9 @@ static int check_table_pointer(struct sn_reader *r, uint32_t *n)
     return 0;
 }
 
-static int read_table(struct sn_reader *r, uint64_t *table_size)
+static int read_table(struct sn_reader *r)
 {
+    uint64_t *table_size = &r->out->table_size;
     struct qcow2_state *s = r->s;
     uint32_t n = s->hdr.nb_snapshots;
     qcow2_free_snapshots(s);
@@ -200,9 +214,10 @@ static int read_table(struct sn_reader *r, uint64_t *table_size)
                 return error_set(r->err, -EFBIG, "Snapshot table is too big\nYou can "
                                  "force-remove all %u overhanging snapshots with qemu-img "
                                  "check -r all", n - i);
-            fprintf(stderr, "Discarding %u overhanging snapshots (snapshot table is too "
+            if (r->log)
+                fprintf(r->log, "Discarding %u overhanging snapshots (snapshot table is too "
                     "big)\n", n - i);
-            *r->dropped += n - i;
+            r->out->reduced += n - i;
             free_one(&s->snapshots[i]);
             s->nb_snapshots = i;
             off = start;
@@ -215,20 +230,20 @@ static int read_table(struct sn_reader *r, uint64_t *table_size)
 
 int qcow2_read_snapshots(struct qcow2_state *s, struct error *err)
 {
-    int dropped = 0;
-    uint64_t size;
-    struct sn_reader r = { s, (s->bs->flags & BDEV_O_CHECK) != 0, false, &dropped, err };
-    int ret = read_table(&r, &size);
+    struct qcow2_sn_check out = { 0 };
+    struct sn_reader r = { s, (s->bs->flags & BDEV_O_CHECK) != 0, false, &out, NULL, err };
+    int ret = read_table(&r);
     if (ret < 0)
         qcow2_free_snapshots(s);
     return ret;
 }
 
-int qcow2_read_snapshots_repair(struct qcow2_state *s, bool repair, int *dropped,
-                                uint64_t *table_size, struct error *err)
+int qcow2_read_snapshots_repair(struct qcow2_state *s, bool repair,
+                                struct qcow2_sn_check *out, FILE *log, struct error *err)
 {
-    struct sn_reader r = { s, true, repair, dropped, err };
-    int ret = read_table(&r, table_size);
+    memset(out, 0, sizeof(*out));
+    struct sn_reader r = { s, true, repair, out, log, err };
+    int ret = read_table(&r);
     if (ret < 0)
         qcow2_free_snapshots(s);
     return ret;
@@ -312,9 +327,34 @@ int qcow2_write_snapshots(struct qcow2_state *s, uint64_t old_size)
         return ret;
     s->snapshots_offset = s->hdr.snapshots_offset = off;
     s->hdr.nb_snapshots = s->nb_snapshots;
-    if (old_off && old_size)
-        ret = qcow2_update_refcount(s, old_off, old_size, -1);
+    if (old_off && old_size && qcow2_range_refcounted(s, old_off, old_size)) {
+        /* Never the clusters the new table now uses (only possible when a
+         * repair already freed the old table's). */
+        uint64_t cs = s->cluster_size, a0 = old_off & ~(cs - 1);
+        uint64_t a1 = (old_off + old_size + cs - 1) & ~(cs - 1);
+        uint64_t n0 = off, n1 = off + ((size + cs - 1) & ~(cs - 1));
+        pthread_rwlock_wrlock(&s->io_lock);     /* no request may still use them */
+        for (uint64_t c = a0; c < a1 && ret == 0; c += cs)
+            if (!size || c < n0 || c >= n1)
+                ret = qcow2_update_refcount(s, c, cs, -1);
+        pthread_rwlock_unlock(&s->io_lock);
+    }
     return ret;
+}
+
+bool qcow2_range_refcounted(struct qcow2_state *s, uint64_t off, uint64_t bytes)
+{
+    uint64_t first = off >> s->cluster_bits, last = (off + bytes - 1) >> s->cluster_bits, rc;
+    if (!bytes || off + bytes < off)
+        return false;
+    for (uint64_t c = first; c <= last; c++) {
+        uint64_t ti = c >> s->rb_bits;
+        if (ti >= s->refcount_table_size ||
+            qcow2_offset_in_cluster(s, s->refcount_table[ti] & QCOW2_REFT_OFFSET_MASK) ||
+            qcow2_get_refcount(s, c, &rc) < 0 || rc == 0)
+            return false;
+    }
+    return true;
 }
 
 /* ---- walking a snapshot's (or the active) tree ---------------------------- */
@@ -571,8 +611,11 @@ static int goto_locked(struct qcow2_state *s, int idx, struct error *err)
     if (ret == 0) {
         memcpy(s->l1_table, new_l1, n * 8ull);
         qcow2_cache_empty(&s->l2_cache);
-        /* The old tree is unreachable on disk now: drop its references. */
+        /* The old tree is unreachable on disk now: drop its references
+         * once no request is using its clusters. */
+        pthread_rwlock_wrlock(&s->io_lock);
         ret = qcow2_update_tree_refcounts(s, old_l1, n, -1, NULL);
+        pthread_rwlock_unlock(&s->io_lock);
     }
     bool changed = false;
     if (ret == 0)
@@ -616,9 +659,11 @@ static int delete_locked(struct qcow2_state *s, int idx, struct error *err)
         free(l1);
         return error_set_errno(err, ret, "Failed to delete snapshot");
     }
+    pthread_rwlock_wrlock(&s->io_lock);
     ret = qcow2_update_tree_refcounts(s, l1, sn.l1_size, -1, NULL);
     if (ret == 0 && sn.l1_size)
         ret = qcow2_update_refcount(s, sn.l1_table_offset, sn.l1_size * 8ull, -1);
+    pthread_rwlock_unlock(&s->io_lock);
     bool changed = false;
     if (ret == 0)
         ret = qcow2_update_tree_refcounts(s, s->l1_table, s->l1_size, 0, &changed);

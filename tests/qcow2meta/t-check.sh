@@ -95,4 +95,27 @@ BASE=snap scenario "snapshot: L1 unaligned" sn_l1_unaligned
 BASE=snap scenario "snapshot: entry incomplete" sn_incomplete
 BASE=snap scenario "compressed: COPIED set" compressed_copied
 BASE=snap scenario "compressed: refcount leak" compressed_rc
+sn_extra_big()    { $POKE "$1" set 'sn[0].extra' 2000; }
+sn_table_unaligned() { $POKE "$1" set 'hdr.snapshots_offset' '|0x200'; }
+sn_table_past_eof()  { $POKE "$1" set 'hdr.snapshots_offset' 0x900000; }
+sn_l1_too_large() { $POKE "$1" set 'sn[0].l1_size' 0x1000000; }
+sn_l1_past_eof()  { $POKE "$1" set 'sn[0].l1_offset' 0x800000; }
+BASE=snap scenario "snapshot: too much extra data" sn_extra_big
+BASE=snap scenario "snapshot table unaligned" sn_table_unaligned
+BASE=snap scenario "snapshot table past EOF" sn_table_past_eof
+BASE=snap scenario "snapshot: L1 too large" sn_l1_too_large
+BASE=snap scenario "snapshot: L1 past EOF" sn_l1_past_eof
+
+# More snapshots than allowed: qemu-img 7.2 fails its own repair; ours
+# drops the excess and leaves a clean image.
+rm -f "$T/o.qcow2"; BASE=snap base "$T/o.qcow2"
+qemu-img convert -O raw "$T/o.qcow2" "$T/orig.raw"
+$POKE "$T/o.qcow2" set hdr.nb_snapshots 70000 >/dev/null
+run "$QUOKKA_IMG" "$T/o" check "$T/o.qcow2"
+check_eq "too many snapshots: diagnosed" \
+    "IMG: ERROR snapshot table too large|You can force-remove all 4464 overhanging snapshots with qemu-img check -r all|IMG: Check failed: File too large" \
+    "$(paste -sd'|' "$T/o.stderr")"
+check "too many snapshots: -r all" "$QUOKKA_IMG" check -r all "$T/o.qcow2"
+check "too many snapshots: qemu-img finds ours clean" qemu-img check "$T/o.qcow2"
+check "too many snapshots: data unchanged" qemu-img compare -q "$T/orig.raw" "$T/o.qcow2"
 done_testing
