@@ -402,6 +402,17 @@ static int64_t write_new_run(struct qcow2_state *s, void *l2, uint64_t idx, uint
     return (int64_t)(k << s->cluster_bits);
 }
 
+static bool fill_is_zero(const uint8_t *head, uint64_t hl, const uint8_t *tail, uint64_t tl)
+{
+    return (!head || buffer_is_zero(head, hl)) && (!tail || buffer_is_zero(tail, tl));
+}
+
+static bool past_eof(struct qcow2_state *s, uint64_t host)
+{
+    int64_t len = bdev_getlength(s->bs->file);
+    return len >= 0 && host >= (uint64_t)len;
+}
+
 /* Allocating write of [offset, offset+n) within one cluster: fill the rest
  * of the touched (sub)clusters from the current guest view, write, then
  * point the L2 entry at the result. */
@@ -435,7 +446,13 @@ static int write_one_cluster(struct qcow2_state *s, void *l2, uint64_t idx, uint
         ret = qcow2_read_locked(s, cstart + a, head, in - a);
     if (ret == 0 && tail)
         ret = qcow2_read_locked(s, cstart + end, tail, b - end);
-    if (ret == 0) {
+    if (ret == 0 && fresh && fill_is_zero(head, in - a, tail, b - end) && past_eof(s, host)) {
+        /* A new cluster past the end of the file reads as zeroes already:
+         * write the data alone, and extend the file over the tail. */
+        ret = bdev_pwritev(s->bs->file, host + in, q->tmp, slice(q, pos, n), 0);
+        if (ret == 0 && tail)
+            ret = bdev_pwrite_zeroes(s->bs->file, host + end, b - end, 0);
+    } else if (ret == 0) {
         struct iovec *v = malloc((q->cnt + 4) * sizeof(*v));
         int c = 0;
         if (!v) {

@@ -428,7 +428,8 @@ int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
         ret = qcow2_update_refcount(s, c << s->cluster_bits, n << s->cluster_bits, 1);
         if (ret < 0)
             return ret;
-        if (c == s->free_cluster_index)
+        /* With n == 1 every cluster below c was in use. */
+        if (c == s->free_cluster_index || n == 1)
             s->free_cluster_index = c + n;
         return (int64_t)(c << s->cluster_bits);
     }
