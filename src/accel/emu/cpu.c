@@ -22,7 +22,7 @@ void x86_log(struct x86_cpu *cpu, unsigned mask, const char *fmt, ...)
 
 void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask)
 {
-    cpu->log_mask = mask;
+    cpu->log_mask = mask | (getenv("QUOKKA_CPU_TRACE") ? X86_LOG_EXEC | X86_LOG_INT : 0);
 }
 
 /* ---- exceptions --------------------------------------------------------- */
@@ -182,6 +182,8 @@ struct x86_cpu *x86_cpu_new(struct x86_emu *emu, int index, bool bsp, const stru
     pthread_cond_init(&cpu->cond, NULL);
     x86_ops();
     x86_cpu_reset(cpu, bsp);
+    if (getenv("QUOKKA_CPU_TRACE"))
+        cpu->log_mask |= X86_LOG_EXEC | X86_LOG_INT;
     cpu->tsc_offset = 0;
     return cpu;
 }
@@ -347,7 +349,7 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         uint64_t la = cpu->segbase[X86_CS] + cpu->rip;
         if (!cpu->code64)
             la = (uint32_t)la;
-        const struct x86_tlb_entry *e = &cpu->tlb[cpu->tlb_user][(la >> 12) & (X86_TLB_SIZE - 1)];
+        const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
         uint64_t pa;
         uint8_t *host_page;
         cpu->insn_rip = cpu->rip;
@@ -357,6 +359,10 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         } else {
             pa = x86_fetch_xlate(cpu, la, &host_page);
         }
+        if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
+            x86_log(cpu, X86_LOG_EXEC, "block %#llx (pa %#llx) rsp %#llx rax %#llx",
+                    (unsigned long long)cpu->rip, (unsigned long long)pa,
+                    (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
         struct x86_block *b = x86_cc_lookup(cpu, pa, code_mode(cpu), host_page);
         if (!b) {
             exec_uncached(cpu, la, host_page);

@@ -115,7 +115,8 @@ int x86_cpu_translate(struct x86_cpu *cpu, uint64_t va, uint64_t *pa);
 #define X86_CRYSTAL_HZ 1000000000ull
 
 /* -d flags. */
-enum { X86_LOG_INT = 1, X86_LOG_CPU_RESET = 2, X86_LOG_UNIMP = 4, X86_LOG_GUEST_ERRORS = 8 };
+enum { X86_LOG_INT = 1, X86_LOG_CPU_RESET = 2, X86_LOG_UNIMP = 4, X86_LOG_GUEST_ERRORS = 8,
+       X86_LOG_EXEC = 16 /* each block executed (-d exec) */ };
 void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask);
 
 #endif

@@ -182,8 +182,9 @@ struct x86_lazy {
  * mapped on the linear page. A tag is the page-aligned linear address, or
  * X86_TLB_INVALID; host = la + addend for RAM. MMIO pages never get a tag,
  * so they always take the slow path. */
-#define X86_TLB_BITS 8
+#define X86_TLB_BITS 10
 #define X86_TLB_SIZE (1u << X86_TLB_BITS)
+#define X86_ITLB_SIZE 256u      /* instruction fetch has its own, so code and data never evict each other */
 #define X86_TLB_INVALID 1ull    /* never equal to a page-aligned address */
 struct x86_tlb_entry {
     uint64_t tag_r, tag_w, tag_x;
@@ -211,7 +212,8 @@ struct x86_cpu {
     /* Bases that addressing adds: seg[i].base, except ES/CS/SS/DS in
      * 64-bit mode (0); index X86_SEG_ZERO is always 0. */
     uint64_t segbase[8];
-    struct x86_tlb_entry tlb[2][X86_TLB_SIZE];
+    struct x86_tlb_entry tlb[2][X86_TLB_SIZE];    /* data: tag_r, tag_w */
+    struct x86_tlb_entry itlb[2][X86_ITLB_SIZE];  /* fetch: tag_x */
 
     uint64_t cr0, cr2, cr3, cr4, efer;     /* XCR0 is fpu.xcr0 */
     uint64_t gdt_base, idt_base;

@@ -7,11 +7,16 @@
 
 void x86_tlb_flush(struct x86_cpu *cpu)
 {
-    for (int u = 0; u < 2; u++)
+    for (int u = 0; u < 2; u++) {
         for (unsigned i = 0; i < X86_TLB_SIZE; i++) {
             struct x86_tlb_entry *e = &cpu->tlb[u][i];
             e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
         }
+        for (unsigned i = 0; i < X86_ITLB_SIZE; i++) {
+            struct x86_tlb_entry *e = &cpu->itlb[u][i];
+            e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
+        }
+    }
 }
 
 void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la)
@@ -19,7 +24,17 @@ void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la)
     for (int u = 0; u < 2; u++) {
         struct x86_tlb_entry *e = &cpu->tlb[u][(la >> 12) & (X86_TLB_SIZE - 1)];
         e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
+        e = &cpu->itlb[u][(la >> 12) & (X86_ITLB_SIZE - 1)];
+        e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
     }
+}
+
+static inline struct x86_tlb_entry *tlb_slot(struct x86_cpu *cpu, uint64_t la, unsigned access,
+                                             bool user)
+{
+    if (access == X86_ACC_X)
+        return &cpu->itlb[user][(la >> 12) & (X86_ITLB_SIZE - 1)];
+    return &cpu->tlb[user][(la >> 12) & (X86_TLB_SIZE - 1)];
 }
 
 /* Page-table entry access through host RAM pointers (atomic for A/D). */
@@ -210,15 +225,17 @@ struct x86_tlb_entry *x86_tlb_fill(struct x86_cpu *cpu, uint64_t la, unsigned ac
     if (r)
         page_fault(cpu, la, r);
     uint64_t page = la & ~0xfffull, pa = w.pa & ~0xfffull;
-    struct x86_tlb_entry *e = &cpu->tlb[user][(la >> 12) & (X86_TLB_SIZE - 1)];
+    struct x86_tlb_entry *e = tlb_slot(cpu, la, access, user);
     uint8_t *host = cpu->bus.ram_page(cpu->bus.opaque, pa);
     e->pa = pa;
     e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
-    if (host) {
+    if (host && access == X86_ACC_X) {
+        e->addend = (uintptr_t)host - page;
+        e->tag_x = page;
+        e->tag_r = page;          /* "is RAM" for the fetch path */
+    } else if (host) {
         e->addend = (uintptr_t)host - page;
         e->tag_r = page;
-        if (!w.nx)
-            e->tag_x = page;
         if (w.dirty && allowed(cpu, &w, X86_ACC_W, user)) {
             _Atomic uint32_t *g = x86_emu_page_gen(cpu->emu, pa, false);
             if (!g || !(atomic_load_explicit(g, memory_order_relaxed) & 1))
@@ -235,7 +252,7 @@ static uint64_t xlate(struct x86_cpu *cpu, uint64_t la, unsigned access, bool *i
                       uint8_t **host)
 {
     bool user = cpu->tlb_user;
-    struct x86_tlb_entry *e = &cpu->tlb[user][(la >> 12) & (X86_TLB_SIZE - 1)];
+    struct x86_tlb_entry *e = tlb_slot(cpu, la, access, user);
     uint64_t page = la & ~0xfffull;
     uint64_t tag = access == X86_ACC_W ? e->tag_w : access == X86_ACC_X ? e->tag_x : e->tag_r;
     if (tag != page) {

@@ -63,7 +63,7 @@ void x86_desc_to_seg(struct x86_seg *s, uint16_t sel, uint64_t d)
     if (d & (1ull << 55))
         limit = (limit << 12) | 0xfff;
     s->limit = limit;
-    s->attr = (uint16_t)(((d >> 40) & 0xff) | ((d >> 44) & 0xf000));
+    s->attr = (uint16_t)((d >> 40) & 0xf0ff);
 }
 
 #define D_DPL(d) ((unsigned)((d) >> 45) & 3)

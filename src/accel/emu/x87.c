@@ -20,34 +20,72 @@ enum x87_hop {
     H_LD32, H_LD64, H_ILD16, H_ILD32, H_ILD64, H_BLD,
     H_ST32, H_ST64, H_IST16, H_IST32, H_IST64, H_ISTT16, H_ISTT32, H_ISTT64, H_BSTP,
     H_LD1, H_LDL2T, H_LDL2E, H_LDPI, H_LDLG2, H_LDLN2, H_LDZ,
+    /* ST(0) op memory, in one step as the hardware does (NaN choice and
+     * flags differ from converting first): H_MEM + 8 * type + ModRM.reg,
+     * type 0 m32fp, 1 m64fp, 2 m32int, 3 m16int. */
+    H_MEM,
 };
 
 struct x87_io {
     struct x87_reg a, b, r0, r1;
+    uint16_t sw;                   /* status right after the operation */
     union { float f; double d; int16_t w; int32_t l; int64_t q; uint8_t bcd[10]; } m;
 };
 
-#define BIN(insn) __asm__ volatile("fldt %1\n\tfldt %0\n\t" insn "\n\tfstpt %2\n\tfstp %%st(0)" \
-                                   : : "m"(io->a), "m"(io->b), "m"(io->r0) : "memory", "st", "st(1)")
-#define BINPOP(insn) __asm__ volatile("fldt %1\n\tfldt %0\n\t" insn "\n\tfstpt %2" \
-                                      : : "m"(io->a), "m"(io->b), "m"(io->r0) : "memory", "st", "st(1)")
-#define UN(insn) __asm__ volatile("fldt %0\n\t" insn "\n\tfstpt %1" \
-                                  : : "m"(io->a), "m"(io->r0) : "memory", "st")
+/* Each sequence records the status word right after the operation, before
+ * the stores that move results out (which would clear C1). */
+#define BIN(insn) __asm__ volatile("fldt %1\n\tfldt %0\n\t" insn "\n\tfnstsw %3\n\tfstpt %2\n\tfstp %%st(0)" \
+                                   : : "m"(io->a), "m"(io->b), "m"(io->r0), "m"(io->sw) : "memory", "st", "st(1)")
+#define BINPOP(insn) __asm__ volatile("fldt %1\n\tfldt %0\n\t" insn "\n\tfnstsw %3\n\tfstpt %2" \
+                                      : : "m"(io->a), "m"(io->b), "m"(io->r0), "m"(io->sw) : "memory", "st", "st(1)")
+#define UN(insn) __asm__ volatile("fldt %0\n\t" insn "\n\tfnstsw %2\n\tfstpt %1" \
+                                  : : "m"(io->a), "m"(io->r0), "m"(io->sw) : "memory", "st")
 /* Two results; a zero below catches the "no push" case (C2 set). */
-#define UN2(insn) __asm__ volatile("fldz\n\tfldt %0\n\t" insn "\n\tfstpt %1\n\tfstpt %2\n\tfstp %%st(0)" \
-                                   : : "m"(io->a), "m"(io->r0), "m"(io->r1) : "memory", "st", "st(1)", "st(2)")
-#define CMP(insn) __asm__ volatile("fldt %1\n\tfldt %0\n\t" insn \
-                                   : : "m"(io->a), "m"(io->b) : "memory", "st", "st(1)")
-#define LD(insn) __asm__ volatile(insn " %0\n\tfstpt %1" : : "m"(io->m), "m"(io->r0) : "memory", "st")
-#define CONST(insn) __asm__ volatile(insn "\n\tfstpt %0" : : "m"(io->r0) : "memory", "st")
-#define ST(insn) __asm__ volatile("fldt %0\n\t" insn " %1" : : "m"(io->a), "m"(io->m) : "memory", "st")
+#define UN2(insn) __asm__ volatile("fldz\n\tfldt %0\n\t" insn "\n\tfnstsw %3\n\tfstpt %1\n\tfstpt %2\n\tfstp %%st(0)" \
+                                   : : "m"(io->a), "m"(io->r0), "m"(io->r1), "m"(io->sw) : "memory", "st", "st(1)", "st(2)")
+#define CMP(insn) __asm__ volatile("fldt %1\n\tfldt %0\n\t" insn "\n\tfnstsw %2" \
+                                   : : "m"(io->a), "m"(io->b), "m"(io->sw) : "memory", "st", "st(1)")
+#define LD(insn) __asm__ volatile(insn " %0\n\tfnstsw %2\n\tfstpt %1" : : "m"(io->m), "m"(io->r0), "m"(io->sw) : "memory", "st")
+#define CONST(insn) __asm__ volatile(insn "\n\tfnstsw %1\n\tfstpt %0" : : "m"(io->r0), "m"(io->sw) : "memory", "st")
+#define ST(insn) __asm__ volatile("fldt %0\n\t" insn " %1\n\tfnstsw %2" : : "m"(io->a), "m"(io->m), "m"(io->sw) : "memory", "st")
 
-/* Returns the host status word after the operation. */
-static uint16_t x87_host(enum x87_hop op, uint16_t fcw, struct x87_io *io)
+#define MOP(insn) __asm__ volatile("fldt %0\n\t" insn " %1\n\tfnstsw %3\n\tfstpt %2" \
+                                   : : "m"(io->a), "m"(io->m), "m"(io->r0), "m"(io->sw) : "memory", "st")
+#define MCMP(insn) __asm__ volatile("fldt %0\n\t" insn " %1\n\tfnstsw %2\n\tfstp %%st(0)" \
+                                    : : "m"(io->a), "m"(io->m), "m"(io->sw) : "memory", "st")
+#define MOPS(base, s)                                                            \
+    case base + 0: MOP("fadd" s); break;  case base + 1: MOP("fmul" s); break;   \
+    case base + 2: MCMP("fcom" s); break; case base + 3: MCMP("fcom" s); break;  \
+    case base + 4: MOP("fsub" s); break;  case base + 5: MOP("fsubr" s); break;  \
+    case base + 6: MOP("fdiv" s); break;  case base + 7: MOP("fdivr" s); break;
+#define IMOPS(base, s)                                                             \
+    case base + 0: MOP("fiadd" s); break;  case base + 1: MOP("fimul" s); break;   \
+    case base + 2: MCMP("ficom" s); break; case base + 3: MCMP("ficom" s); break;  \
+    case base + 4: MOP("fisub" s); break;  case base + 5: MOP("fisubr" s); break;  \
+    case base + 6: MOP("fidiv" s); break;  case base + 7: MOP("fidivr" s); break;
+
+static void x87_host_mem(unsigned op, struct x87_io *io)
 {
-    uint16_t old, sw, cw = fcw | 0x3f;
+    switch (op - H_MEM) {
+    MOPS(0, "s")
+    MOPS(8, "l")
+    IMOPS(16, "l")
+    IMOPS(24, "s")
+    }
+}
+
+/* Returns the host status word after the operation: exception flags, and
+ * C0..C3 as the operation left them. The host starts from the guest's
+ * control word (exceptions masked) and condition codes, so "unchanged"
+ * and "undefined" condition codes come out as the hardware's. */
+static uint16_t x87_host(enum x87_hop op, const struct x86_fpu_state *f, struct x87_io *io)
+{
+    uint16_t old;
+    uint32_t env[7] = { f->fcw | 0x3fu, f->fsw & 0x4700u, 0xffffu, 0, 0, 0, 0 };
     __asm__ volatile("fnstcw %0" : "=m"(old));
-    __asm__ volatile("fnclex\n\tfldcw %0" : : "m"(cw) : "memory");
+    __asm__ volatile("fldenv %0" : : "m"(env) : "memory");
+    if (op >= H_MEM)
+        x87_host_mem(op, io);
     switch (op) {
     case H_ADD: BIN("fadd %%st(1), %%st"); break;
     case H_SUB: BIN("fsub %%st(1), %%st"); break;
@@ -94,10 +132,12 @@ static uint16_t x87_host(enum x87_hop op, uint16_t fcw, struct x87_io *io)
     case H_LDLG2: CONST("fldlg2"); break;
     case H_LDLN2: CONST("fldln2"); break;
     case H_LDZ: CONST("fldz"); break;
+    default: break;
     }
-    __asm__ volatile("fnstsw %0" : "=m"(sw) : : "memory");
+    /* io->sw has all the operation's flags: the stores that follow it
+     * raise none (UN2's extra pop may underflow when nothing was pushed) */
     __asm__ volatile("fnclex\n\tfldcw %0" : : "m"(old) : "memory");
-    return sw;
+    return io->sw & 0x477f;
 }
 
 /* ---- guest stack ---- */
@@ -110,6 +150,13 @@ static inline struct x87_reg *st(struct x86_cpu *cpu, unsigned i)
 static inline bool st_empty(struct x86_cpu *cpu, unsigned i)
 {
     return !(cpu->fpu.tag_valid & (1u << ((cpu->fpu.top + i) & 7)));
+}
+
+/* Write a register (by pointer into fpu.st) and tag it valid. */
+static void put_reg(struct x86_cpu *cpu, struct x87_reg *dst, const struct x87_reg *v)
+{
+    *dst = *v;
+    cpu->fpu.tag_valid |= 1u << (dst - cpu->fpu.st);
 }
 
 static void set_cc(struct x86_cpu *cpu, uint16_t sw, uint16_t mask)
@@ -198,14 +245,14 @@ static void arith(struct x86_cpu *cpu, enum x87_hop op, struct x87_reg *dst,
 {
     if (a_empty || b_empty) {
         if (x87_underflow(cpu))
-            *dst = x87_indefinite;
+            put_reg(cpu, dst, &x87_indefinite);
         return;
     }
     struct x87_io io = { .a = *a, .b = *b };
-    uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
-    set_cc(cpu, sw, FSW_C1);
+    uint16_t sw = x87_host(op, &cpu->fpu, &io);
+    set_cc(cpu, sw, CC_ALL);
     if (x87_exc(cpu, pre | (sw & 0x3f)))
-        *dst = io.r0;
+        put_reg(cpu, dst, &io.r0);
 }
 
 /* FCOM/FUCOM family: condition codes C3 C2 C0 (C1 cleared); returns
@@ -218,7 +265,7 @@ static uint16_t compare(struct x86_cpu *cpu, enum x87_hop op, const struct x87_r
         x87_underflow(cpu);
     } else {
         struct x87_io io = { .a = *a, .b = *b };
-        uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
+        uint16_t sw = x87_host(op, &cpu->fpu, &io);
         x87_exc(cpu, pre | (sw & 0x3f));
         cc = sw & (FSW_C0 | FSW_C2 | FSW_C3);
     }
@@ -250,9 +297,43 @@ static unsigned load_mem(struct x86_cpu *cpu, const struct x86_insn *in, enum x8
                                     [H_ILD64] = 8, [H_BLD] = 10 };
     struct x87_io io = {0};
     x86_read_mem(cpu, x87_ea(cpu, in), &io.m, size[op]);
-    uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
+    uint16_t sw = x87_host(op, &cpu->fpu, &io);
     *out = io.r0;
     return sw & 0x3f;
+}
+
+/* D8/DC/DA/DE with a memory operand: ST(0) op m (type: 0 m32fp, 1 m64fp,
+ * 2 m32int, 3 m16int), or FCOM/FCOMP/FICOM/FICOMP. */
+static void mem_op(struct x86_cpu *cpu, const struct x86_insn *in, unsigned type)
+{
+    static const uint8_t size[4] = { 4, 8, 4, 2 };
+    unsigned r = in->reg & 7;
+    bool cmp = r == 2 || r == 3;
+    struct x87_io io = {0};
+    x86_read_mem(cpu, x87_ea(cpu, in), &io.m, size[type]);
+    if (st_empty(cpu, 0)) {
+        if (cmp) {
+            x87_underflow(cpu);
+            set_cc(cpu, FSW_C0 | FSW_C2 | FSW_C3, CC_ALL);
+            if (r == 3 && !(cpu->fpu.fsw & FSW_ES))
+                x87_pop(cpu);
+        } else if (x87_underflow(cpu)) {
+            put_reg(cpu, st(cpu, 0), &x87_indefinite);
+        }
+        return;
+    }
+    io.a = *st(cpu, 0);
+    uint16_t sw = x87_host(H_MEM + 8 * type + r, &cpu->fpu, &io);
+    if (cmp) {
+        bool ok = x87_exc(cpu, sw & 0x3f);
+        set_cc(cpu, sw, CC_ALL);
+        if (r == 3 && ok)
+            x87_pop(cpu);
+        return;
+    }
+    set_cc(cpu, sw, CC_ALL);
+    if (x87_exc(cpu, sw & 0x3f))
+        put_reg(cpu, st(cpu, 0), &io.r0);
 }
 
 static void h_d8(struct x86_cpu *cpu, const struct x86_insn *in)
@@ -266,18 +347,15 @@ static void h_d8(struct x86_cpu *cpu, const struct x86_insn *in)
         op_st0(cpu, r, &v, st_empty(cpu, i), 0);
         return;
     }
-    unsigned pre = load_mem(cpu, in, H_LD32, &v);
-    op_st0(cpu, r, &v, false, pre);
+    mem_op(cpu, in, 0);
 }
 
 static void fcmov(struct x86_cpu *cpu, const struct x86_insn *in, unsigned cc)
 {
     unsigned i = in->rm & 7;
-    set_cc(cpu, 0, FSW_C1);
     if (st_empty(cpu, 0) || st_empty(cpu, i)) {
         if (x87_underflow(cpu))
-            *st(cpu, 0) = x87_indefinite;
-        cpu->fpu.tag_valid |= 1u << cpu->fpu.top;
+            put_reg(cpu, st(cpu, 0), &x87_indefinite);
         return;
     }
     if (x86_cond(cpu, cc))
@@ -287,11 +365,9 @@ static void fcmov(struct x86_cpu *cpu, const struct x86_insn *in, unsigned cc)
 static void h_da(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     static const uint8_t cc[4] = { 2, 4, 6, 10 };    /* B E BE U */
-    struct x87_reg v;
     x87_enter(cpu, in);
     if (in->mod != 3) {
-        unsigned pre = load_mem(cpu, in, H_ILD32, &v);
-        op_st0(cpu, in->reg & 7, &v, false, pre);
+        mem_op(cpu, in, 2);
         return;
     }
     unsigned r = in->reg & 7;
@@ -312,8 +388,7 @@ static void h_dc(struct x86_cpu *cpu, const struct x86_insn *in)
     unsigned r = in->reg & 7;
     x87_enter(cpu, in);
     if (in->mod != 3) {
-        unsigned pre = load_mem(cpu, in, H_LD64, &v);
-        op_st0(cpu, r, &v, false, pre);
+        mem_op(cpu, in, 1);
         return;
     }
     unsigned i = in->rm & 7;
@@ -332,8 +407,7 @@ static void h_de(struct x86_cpu *cpu, const struct x86_insn *in)
     unsigned r = in->reg & 7;
     x87_enter(cpu, in);
     if (in->mod != 3) {
-        unsigned pre = load_mem(cpu, in, H_ILD16, &v);
-        op_st0(cpu, r, &v, false, pre);
+        mem_op(cpu, in, 3);
         return;
     }
     unsigned i = in->rm & 7;
@@ -362,8 +436,12 @@ static void fld_value(struct x86_cpu *cpu, const struct x87_reg *v, unsigned exc
 
 static void fld_mem(struct x86_cpu *cpu, const struct x86_insn *in, enum x87_hop op)
 {
-    struct x87_reg v;
-    unsigned exc = load_mem(cpu, in, op, &v);
+    struct x87_reg v = x87_indefinite;
+    unsigned exc = 0;
+    if (st_empty(cpu, 7))          /* on overflow the operand is not converted */
+        exc = load_mem(cpu, in, op, &v);
+    else
+        x86_read8(cpu, x87_ea(cpu, in));
     fld_value(cpu, &v, exc);
 }
 
@@ -378,11 +456,11 @@ static void store_mem(struct x86_cpu *cpu, const struct x86_insn *in, enum x87_h
         io.a = x87_indefinite;
         exc = FSW_IE | FSW_SF;
     }
-    uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
+    uint16_t sw = x87_host(op, &cpu->fpu, &io);
     exc |= sw & 0x3f;
     if (!(exc & ~cpu->fpu.fcw & (FSW_IE | FSW_DE | FSW_ZE)))
         x86_write_mem(cpu, la, &io.m, size);
-    set_cc(cpu, (exc & FSW_SF) ? 0 : sw, FSW_C1);
+    set_cc(cpu, (exc & FSW_SF) ? cpu->fpu.fsw & ~FSW_C1 : sw, CC_ALL);
     if (x87_exc(cpu, exc) && pop)
         x87_pop(cpu);
 }
@@ -526,17 +604,19 @@ static unsigned fxam(struct x86_cpu *cpu)
     return c | (j ? FSW_C2 : 0);
 }
 
-/* Unary ops on ST(0) done by the host (FSQRT, FRNDINT, F2XM1, FSIN, FCOS). */
-static void unary(struct x86_cpu *cpu, enum x87_hop op, uint16_t ccmask)
+/* Unary ops on ST(0) done by the host (FSQRT, FRNDINT, F2XM1, FSIN, FCOS).
+ * fault_clr: condition codes cleared on a stack fault. */
+static void unary(struct x86_cpu *cpu, enum x87_hop op, uint16_t fault_clr)
 {
     if (st_empty(cpu, 0)) {
+        set_cc(cpu, 0, fault_clr);
         if (x87_underflow(cpu))
-            *st(cpu, 0) = x87_indefinite;
+            put_reg(cpu, st(cpu, 0), &x87_indefinite);
         return;
     }
     struct x87_io io = { .a = *st(cpu, 0) };
-    uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
-    set_cc(cpu, sw, ccmask);
+    uint16_t sw = x87_host(op, &cpu->fpu, &io);
+    set_cc(cpu, sw, CC_ALL);
     if (x87_exc(cpu, sw & 0x3f))
         *st(cpu, 0) = io.r0;
 }
@@ -546,17 +626,17 @@ static void unary2(struct x86_cpu *cpu, enum x87_hop op)
 {
     if (st_empty(cpu, 0) || !st_empty(cpu, 7)) {
         bool under = st_empty(cpu, 0);
-        set_cc(cpu, under ? 0 : FSW_C1, FSW_C1);
+        set_cc(cpu, under ? 0 : FSW_C1, op == H_XTRACT ? FSW_C1 : FSW_C1 | FSW_C2);
         if (x87_exc(cpu, FSW_IE | FSW_SF)) {
-            *st(cpu, 0) = x87_indefinite;
-            cpu->fpu.tag_valid |= 1u << cpu->fpu.top;
-            x87_push(cpu, &x87_indefinite);
+            put_reg(cpu, st(cpu, 0), &x87_indefinite);
+            cpu->fpu.top = (cpu->fpu.top - 1) & 7;
+            put_reg(cpu, st(cpu, 0), &x87_indefinite);
         }
         return;
     }
     struct x87_io io = { .a = *st(cpu, 0) };
-    uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
-    set_cc(cpu, sw, FSW_C1 | FSW_C2);
+    uint16_t sw = x87_host(op, &cpu->fpu, &io);
+    set_cc(cpu, sw, CC_ALL);
     if (!x87_exc(cpu, sw & 0x3f) || (op != H_XTRACT && (sw & FSW_C2)))
         return;
     *st(cpu, 0) = io.r1;
@@ -565,10 +645,11 @@ static void unary2(struct x86_cpu *cpu, enum x87_hop op)
 
 /* FPREM, FPREM1, FSCALE (ST0 op ST1 -> ST0); FPATAN, FYL2X, FYL2XP1
  * (-> ST1, pop). */
-static void binary_st(struct x86_cpu *cpu, enum x87_hop op, bool to_st1, uint16_t ccmask)
+static void binary_st(struct x86_cpu *cpu, enum x87_hop op, bool to_st1, uint16_t fault_clr)
 {
     struct x87_reg *dst = st(cpu, to_st1 ? 1 : 0);
     if (st_empty(cpu, 0) || st_empty(cpu, 1)) {
+        set_cc(cpu, 0, fault_clr);
         if (x87_underflow(cpu)) {
             *dst = x87_indefinite;
             cpu->fpu.tag_valid |= 1u << ((cpu->fpu.top + (to_st1 ? 1 : 0)) & 7);
@@ -578,8 +659,8 @@ static void binary_st(struct x86_cpu *cpu, enum x87_hop op, bool to_st1, uint16_
         return;
     }
     struct x87_io io = { .a = *st(cpu, 0), .b = *st(cpu, 1) };
-    uint16_t sw = x87_host(op, cpu->fpu.fcw, &io);
-    set_cc(cpu, sw, ccmask);
+    uint16_t sw = x87_host(op, &cpu->fpu, &io);
+    set_cc(cpu, sw, CC_ALL);
     if (!x87_exc(cpu, sw & 0x3f))
         return;
     *dst = io.r0;
@@ -597,9 +678,12 @@ static void h_d9_reg(struct x86_cpu *cpu, const struct x86_insn *in)
     case 0:                                        /* FLD ST(i) */
         v = *st(cpu, i);
         if (st_empty(cpu, i)) {
-            if (!x87_underflow(cpu))
-                return;
-            v = x87_indefinite;
+            /* underflow wins over a full stack: no overflow reported */
+            if (x87_underflow(cpu)) {
+                cpu->fpu.top = (cpu->fpu.top - 1) & 7;
+                put_reg(cpu, st(cpu, 0), &x87_indefinite);
+            }
+            return;
         }
         fld_value(cpu, &v, 0);
         return;
@@ -629,7 +713,7 @@ static void h_d9_reg(struct x86_cpu *cpu, const struct x86_insn *in)
     case 0xe0: case 0xe1:                          /* FCHS, FABS */
         if (st_empty(cpu, 0)) {
             if (x87_underflow(cpu))
-                *st(cpu, 0) = x87_indefinite;
+                put_reg(cpu, st(cpu, 0), &x87_indefinite);
             return;
         }
         set_cc(cpu, 0, FSW_C1);
@@ -646,7 +730,7 @@ static void h_d9_reg(struct x86_cpu *cpu, const struct x86_insn *in)
     case 0xe5: set_cc(cpu, fxam(cpu), CC_ALL); return;
     case 0xe8 ... 0xee: {
         struct x87_io io = {0};
-        x87_host(consts[m - 0xe8], cpu->fpu.fcw, &io);
+        x87_host(consts[m - 0xe8], &cpu->fpu, &io);
         fld_value(cpu, &io.r0, 0);
         return;
     }
@@ -655,10 +739,10 @@ static void h_d9_reg(struct x86_cpu *cpu, const struct x86_insn *in)
     case 0xf2: unary2(cpu, H_PTAN); return;
     case 0xf3: binary_st(cpu, H_PATAN, true, FSW_C1); return;
     case 0xf4: unary2(cpu, H_XTRACT); return;
-    case 0xf5: binary_st(cpu, H_PREM1, false, CC_ALL); return;
+    case 0xf5: binary_st(cpu, H_PREM1, false, FSW_C1 | FSW_C2); return;
     case 0xf6: cpu->fpu.top = (cpu->fpu.top - 1) & 7; set_cc(cpu, 0, FSW_C1); return;
     case 0xf7: cpu->fpu.top = (cpu->fpu.top + 1) & 7; set_cc(cpu, 0, FSW_C1); return;
-    case 0xf8: binary_st(cpu, H_PREM, false, CC_ALL); return;
+    case 0xf8: binary_st(cpu, H_PREM, false, FSW_C1 | FSW_C2); return;
     case 0xf9: binary_st(cpu, H_YL2XP1, true, FSW_C1); return;
     case 0xfa: unary(cpu, H_SQRT, FSW_C1); return;
     case 0xfb: unary2(cpu, H_SINCOS); return;
@@ -709,12 +793,14 @@ static void h_d9(struct x86_cpu *cpu, const struct x86_insn *in)
 static void fcomi(struct x86_cpu *cpu, const struct x86_insn *in, bool quiet, bool pop)
 {
     unsigned i = in->rm & 7;
-    uint16_t keep = cpu->fpu.fsw & (FSW_C0 | FSW_C2 | FSW_C3);
+    bool under = st_empty(cpu, 0) || st_empty(cpu, i);
+    uint16_t keep = cpu->fpu.fsw & (under ? FSW_C0 | FSW_C2 | FSW_C3 : CC_ALL);
     uint16_t cc = compare(cpu, quiet ? H_UCOM : H_COM, st(cpu, 0), st_empty(cpu, 0), st(cpu, i),
                           st_empty(cpu, i), 0);
     uint64_t fl = ((cc & FSW_C3) ? X86_ZF : 0) | ((cc & FSW_C2) ? X86_PF : 0) |
                   ((cc & FSW_C0) ? X86_CF : 0);
-    set_cc(cpu, keep, FSW_C0 | FSW_C2 | FSW_C3);   /* FCOMI leaves them alone */
+    /* FCOMI leaves C0 C2 C3 alone, and C1 unless the stack underflowed */
+    set_cc(cpu, keep, under ? FSW_C0 | FSW_C2 | FSW_C3 : CC_ALL);
     x86_set_flags(cpu, fl, X86_ARITH_FLAGS);
     if (pop)
         x87_pop(cpu);
@@ -768,7 +854,10 @@ static void h_dd(struct x86_cpu *cpu, const struct x86_insn *in)
     x87_enter(cpu, in);
     if (in->mod == 3) {
         switch (r) {
-        case 0: cpu->fpu.tag_valid &= ~(1u << ((cpu->fpu.top + i) & 7)); return;   /* FFREE */
+        case 0:                                    /* FFREE */
+            cpu->fpu.tag_valid &= ~(1u << ((cpu->fpu.top + i) & 7));
+            set_cc(cpu, 0, FSW_C1);
+            return;
         case 1: {                                  /* FXCH4 alias */
             struct x87_reg v = *st(cpu, 0);
             *st(cpu, 0) = *st(cpu, i);
@@ -806,6 +895,7 @@ static void h_df(struct x86_cpu *cpu, const struct x86_insn *in)
     x87_enter(cpu, in);
     if (in->mod == 3) {
         if (r == 0) {                              /* FFREEP */
+            set_cc(cpu, 0, FSW_C1);
             cpu->fpu.tag_valid &= ~(1u << ((cpu->fpu.top + (in->rm & 7)) & 7));
             x87_pop(cpu);
         } else if (r == 5 || r == 6) {
