@@ -280,6 +280,8 @@ static int refblock_outside(struct chk *c, uint64_t i, uint64_t off)
     struct error e = { 0 };
     int ret = off > (uint64_t)INT64_MAX - s->cluster_size ? -EINVAL :
               bdev_truncate(s->bs->file, off + s->cluster_size, false, NULL, &e);
+    if (ret < 0 && e.msg[0])
+        say(c, "%s: %s\n", error_progname(), e.msg);
     int64_t len = ret < 0 ? ret : bdev_getlength(s->bs->file);
     if (len < 0) {
         c->rebuild = true;
@@ -373,7 +375,7 @@ static int disk_refcount(struct qcow2_state *s, uint64_t cluster, uint64_t *rc)
     if (ti >= s->refcount_table_size)
         return 0;
     uint64_t off = s->refcount_table[ti] & QCOW2_REFT_OFFSET_MASK;
-    if (off && qcow2_offset_in_cluster(s, off))
+    if (off && (qcow2_offset_in_cluster(s, off) || off > (uint64_t)INT64_MAX - s->cluster_size))
         return -EIO;
     return qcow2_get_refcount(s, cluster, rc);
 }
@@ -407,7 +409,9 @@ static void compare_refcounts(struct chk *c, int fix, int64_t *highest)
     for (uint64_t i = 0; i < c->nb; i++) {
         uint64_t r1, r2 = c->rc[i];
         int ret = disk_refcount(s, i, &r1);
-        if (ret == -EIO)
+        uint64_t ti = i >> s->rb_bits;
+        if (ret == -EIO &&
+            qcow2_offset_in_cluster(s, s->refcount_table[ti] & QCOW2_REFT_OFFSET_MASK))
             signal_unaligned_refblock(c, i);
         if (ret < 0) {
             say(c, "Can't get refcount for cluster %" PRIu64 ": %s\n", i, strerror(-ret));
@@ -707,12 +711,25 @@ static int mark_consistent(struct qcow2_state *s)
     return ret;
 }
 
+static bool cache_dirty(const struct qcow2_cache *cache)
+{
+    for (int i = 0; i < cache->n; i++)
+        if (cache->e[i].dirty)
+            return true;
+    return false;
+}
+
+static bool metadata_dirty(struct qcow2_state *s)
+{
+    return s->n_pending || cache_dirty(&s->rb_cache) || cache_dirty(&s->l2_cache);
+}
+
 static int check_locked(struct chk *c)
 {
     struct qcow2_state *s = c->s;
     struct bdev_check_result sr = { 0 }, rr = { 0 };
     int ret = 0;
-    if (!s->read_only && c->fix) {
+    if (!s->read_only && c->fix && metadata_dirty(s)) {
         /* Repairs go to disk directly: nothing may be pending in the caches. */
         ret = qcow2_flush_metadata(s);
         if (ret < 0)
@@ -741,7 +758,7 @@ static int check_locked(struct chk *c)
         if (ret == 0)
             ret = mark_consistent(s);
     }
-    if (ret == 0 && c->fix)
+    if (ret == 0 && c->fix && metadata_dirty(s))
         ret = qcow2_flush_metadata(s);
     return ret;
 }
