@@ -221,36 +221,10 @@ static int check_backing(const char *filename, struct opts *o, bool unsafe, bool
     return ret;
 }
 
-int img_create(int argc, char **argv)
+/* The part of create after option parsing; optstr stays the caller's. */
+static int create_main(int argc, char **argv, const char *fmt, const char *optstr,
+                       const char *base, const char *base_fmt, bool quiet, bool unsafe)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' }, { "object", required_argument, NULL, OPT_OBJECT },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *fmt = "raw", *base = NULL, *base_fmt = NULL;
-    char *optstr = NULL;
-    bool quiet = false, unsafe = false;
-    int c;
-    while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h': img_help(); return 0;
-        case 'F': base_fmt = optarg; break;
-        case 'b': base = optarg; break;
-        case 'f': fmt = optarg; break;
-        case 'o': {
-            char *n = optstr ? NULL : strdup(optarg);
-            if (optstr && asprintf(&n, "%s,%s", optstr, optarg) < 0)
-                return 1;
-            free(optstr);
-            optstr = n;
-            break;
-        }
-        case 'q': quiet = true; break;
-        case 'u': unsafe = true; break;
-        case OPT_OBJECT: break;
-        default: return img_bad_option(c, argv[optind - 1]);
-        }
-    }
     const struct block_driver *drv = block_driver_find(fmt);
     if (optstr && opts_wants_help(optstr)) {
         if (!drv) {
@@ -280,32 +254,70 @@ int img_create(int argc, char **argv)
 
     struct opts o = { 0 };
     struct error err = { 0 };
+    int status = 1;
     if (optstr && opts_parse(&o, optstr, NULL, &err) < 0) {
         error_report_err(&err);
-        return 1;
+        goto out;
     }
-    free(optstr);
     if (base)
         opts_put(&o, "backing_file", base);
     if (base_fmt)
         opts_put(&o, "backing_fmt", base_fmt);
     const char *osize = opts_peek(&o, "size");
     if (osize && !have_size) {
-        if (img_parse_size(osize, &size) < 0)
-            return size_error();
+        if (img_parse_size(osize, &size) < 0) {
+            size_error();
+            goto out;
+        }
         have_size = true;
     }
     if (!drv) {
         error_report("%s: Unknown file format '%s'", filename, fmt);
-        return 1;
+        goto out;
     }
     if (check_backing(filename, &o, unsafe, have_size, &size))
-        return 1;
+        goto out;
     if (!have_size && !opts_peek(&o, "backing_file")) {
         error_report("%s: Image creation needs a size parameter", filename);
-        return 1;
+        goto out;
     }
-    int ret = img_do_create(filename, fmt, size, &o, quiet);
+    status = img_do_create(filename, fmt, size, &o, quiet) < 0 ? 1 : 0;
+out:
     opts_free(&o);
-    return ret < 0 ? 1 : 0;
+    return status;
+}
+
+int img_create(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' }, { "object", required_argument, NULL, OPT_OBJECT },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = "raw", *base = NULL, *base_fmt = NULL;
+    char *optstr = NULL;
+    bool quiet = false, unsafe = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': img_help(); free(optstr); return 0;
+        case 'F': base_fmt = optarg; break;
+        case 'b': base = optarg; break;
+        case 'f': fmt = optarg; break;
+        case 'o': {
+            char *n = optstr ? NULL : strdup(optarg);
+            if (optstr && asprintf(&n, "%s,%s", optstr, optarg) < 0)
+                n = NULL;
+            free(optstr);
+            optstr = n;
+            break;
+        }
+        case 'q': quiet = true; break;
+        case 'u': unsafe = true; break;
+        case OPT_OBJECT: break;
+        default: free(optstr); return img_bad_option(c, argv[optind - 1]);
+        }
+    }
+    int status = create_main(argc, argv, fmt, optstr, base, base_fmt, quiet, unsafe);
+    free(optstr);
+    return status;
 }

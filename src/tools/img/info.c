@@ -114,10 +114,10 @@ static void dump_human(struct json_object *o)
         printf("cluster_size: %lld\n", (long long)jint(o, "cluster-size"));
     if (json_object_object_get_ex(o, "dirty-flag", &v) && json_object_get_boolean(v))
         printf("cleanly shut down: no\n");
-    if (jstr(o, "backing-filename")) {
-        const char *bf = jstr(o, "backing-filename"), *full = jstr(o, "full-backing-filename");
+    const char *bf = jstr(o, "backing-filename"), *full = jstr(o, "full-backing-filename");
+    if (bf) {
         printf("backing file: %s", bf);
-        if (strcmp(bf, full))
+        if (full && strcmp(bf, full))
             printf(" (actual path: %s)", full);
         printf("\n");
         if (jstr(o, "backing-filename-format"))
