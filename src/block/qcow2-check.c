@@ -729,8 +729,9 @@ static int check_locked(struct chk *c)
     struct qcow2_state *s = c->s;
     struct bdev_check_result sr = { 0 }, rr = { 0 };
     int ret = 0;
-    if (!s->read_only && c->fix && metadata_dirty(s)) {
-        /* Repairs go to disk directly: nothing may be pending in the caches. */
+    if (!s->read_only && metadata_dirty(s)) {
+        /* Check reads the disk, and repairs write it directly: nothing may
+         * be pending in the caches. */
         ret = qcow2_flush_metadata(s);
         if (ret < 0)
             return ret;
