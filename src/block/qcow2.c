@@ -13,17 +13,6 @@
 #include "block/qcow2.h"
 #include "block/qcow2-meta.h"
 
-/* Check, snapshots and amend live in their own files (qcow2-check.c,
- * qcow2-snapshot.c, qcow2-amend.c); until all of them are in the tree the
- * table refers to them weakly and the core works without them. */
-#pragma weak qcow2_check
-#pragma weak qcow2_amend
-#pragma weak qcow2_snapshot_create
-#pragma weak qcow2_snapshot_goto
-#pragma weak qcow2_snapshot_delete
-#pragma weak qcow2_snapshot_list
-#pragma weak qcow2_read_snapshots
-#pragma weak qcow2_free_snapshots
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return be32toh(v); }
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return be64toh(v); }
@@ -405,8 +394,7 @@ static int init_caches(struct qcow2_state *s)
 
 static void free_state(struct qcow2_state *s)
 {
-    if (qcow2_free_snapshots)
-        qcow2_free_snapshots(s);
+    qcow2_free_snapshots(s);
     qcow2_cache_destroy(&s->l2_cache);
     qcow2_cache_destroy(&s->rb_cache);
     qcow2_refcount_close(s);
@@ -466,9 +454,6 @@ static int repair_dirty(struct bdev *bs, struct qcow2_state *s, struct error *er
 {
     struct bdev_check_result res;
     memset(&res, 0, sizeof(res));
-    if (!qcow2_check)
-        return error_set(err, -ENOTSUP, "Image is dirty (lazy refcounts) and cannot be "
-                         "repaired here; run 'qemu-img check -r all'");
     int ret = qcow2_check(bs, &res, BDEV_FIX_ERRORS | BDEV_FIX_LEAKS, NULL);
     if (ret < 0)
         return error_set_errno(err, ret, "Could not repair dirty image");
@@ -509,7 +494,7 @@ static int qcow2_open(struct bdev *bs, const struct bdev_open_opts *o, struct er
     if (ret == 0)
         ret = open_metadata(s, buf, s->cluster_size, err);
     free(buf);
-    if (ret == 0 && s->hdr.nb_snapshots && qcow2_read_snapshots) {
+    if (ret == 0 && s->hdr.nb_snapshots) {
         ret = qcow2_read_snapshots(s, err);
         if (ret < 0 && (bs->flags & BDEV_O_CHECK)) {
             ret = 0;           /* check reports and repairs it */
