@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "accel/emu/cpu.h"
+#include "cli/drive.h"
 #include "util/opts.h"
 #include "util/version.h"
 
@@ -162,6 +163,21 @@ static int opt_daemonize(struct cli *c, const char *arg, struct error *err) { c-
 static int opt_D(struct cli *c, const char *arg, struct error *err) { c->logfile = arg; return 0; }
 static int opt_nographic(struct cli *c, const char *arg, struct error *err) { c->nographic = true; return 0; }
 
+/* Keep a copy of an option value beyond the opts it came from. */
+static const char *cli_keep(struct cli *c, const char *s)
+{
+    if (!s || c->n_owned >= (int)(sizeof(c->owned) / sizeof(c->owned[0])))
+        return NULL;
+    return c->owned[c->n_owned++] = strdup(s);
+}
+
+void cli_free(struct cli *c)
+{
+    for (int i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
+    c->n_owned = 0;
+}
+
 static int opt_name(struct cli *c, const char *arg, struct error *err)
 {
     struct opts o;
@@ -170,8 +186,8 @@ static int opt_name(struct cli *c, const char *arg, struct error *err)
     const char *g = opts_get(&o, "guest"), *p = opts_get(&o, "process");
     int r = opts_check_unused(&o, err);
     if (!r) {
-        c->cfg.name = g ? strdup(g) : NULL;
-        c->process_name = p ? strdup(p) : NULL;
+        c->cfg.name = cli_keep(c, g);
+        c->process_name = cli_keep(c, p);
     }
     opts_free(&o);
     return r;
@@ -260,11 +276,10 @@ static int opt_mon(struct cli *c, const char *arg, struct error *err)
         r = error_set(err, -ENOTSUP, "monitor mode '%s' is not supported yet (only readline)",
                       mode);
     if (!r) {
-        char *spec;
-        if (asprintf(&spec, "chardev:%s", id) < 0)
-            r = -ENOMEM;
-        else
-            r = add_monitor(c, spec, err);
+        char spec[300];
+        snprintf(spec, sizeof(spec), "chardev:%s", id);
+        const char *kept = cli_keep(c, spec);
+        r = kept ? add_monitor(c, kept, err) : error_set(err, -E2BIG, "too many -mon options");
     }
     opts_free(&o);
     return r;
@@ -318,11 +333,12 @@ static const struct cli_option options[] = {
     { "h", false, opt_help },
     { "help", false, opt_help },
     /* Later features: rejected with "not supported yet". */
-    { "drive", true, NULL }, { "hda", true, NULL }, { "hdb", true, NULL },
+    { "drive", true, cli_opt_drive }, { "hda", true, cli_opt_hda }, { "hdb", true, cli_opt_hdb },
+    { "blockdev", true, cli_opt_blockdev }, { "snapshot", false, cli_opt_snapshot },
+    { "device", true, cli_opt_device },
     { "hdc", true, NULL }, { "hdd", true, NULL }, { "cdrom", true, NULL },
-    { "fda", true, NULL }, { "fdb", true, NULL }, { "blockdev", true, NULL },
-    { "snapshot", false, NULL }, { "boot", true, NULL }, { "bios", true, NULL },
-    { "device", true, NULL }, { "global", true, NULL }, { "object", true, NULL },
+    { "fda", true, NULL }, { "fdb", true, NULL },
+    { "boot", true, NULL }, { "bios", true, NULL }, { "global", true, NULL }, { "object", true, NULL },
     { "netdev", true, NULL }, { "net", true, NULL }, { "nic", true, NULL },
     { "vnc", true, NULL }, { "vga", true, NULL }, { "sdl", false, NULL },
     { "spice", true, NULL }, { "full-screen", false, NULL }, { "k", true, NULL },
@@ -372,10 +388,12 @@ int cli_parse(struct cli *c, int argc, char **argv, struct error *err)
     *c = (struct cli){ .cfg = { .ram_size = 128 << 20, .smp = 1, .accel = ACCEL_EMU } };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (a[0] != '-' || !a[1])
-            return error_set(err, -ENOTSUP,
-                             "%s: disk images (the bare argument form of -hda) are not "
-                             "supported yet", a);
+        if (a[0] != '-' || !a[1]) {
+            int r = cli_add_image(c, a, err);    /* the bare argument form of -hda */
+            if (r < 0)
+                return r;
+            continue;
+        }
         const char *name = a + 1 + (a[1] == '-');     /* --opt is -opt, as in QEMU */
         const struct cli_option *o = find_option(name);
         if (!o)

@@ -127,17 +127,20 @@ static void aml_name_package(struct aml *a, const char name[4], const uint32_t *
     aml_bytes(a, body.b, body.n);
 }
 
-static size_t build_dsdt(struct tb *t)
+static size_t build_dsdt(struct tb *t, const struct acpi_config *cfg)
 {
     struct aml a = { .n = 0 };
     static const uint32_t s5[4] = { ACPI_SLP_TYP_S5, ACPI_SLP_TYP_S5, 0, 0 };
     aml_name_package(&a, "_S5_", s5, 4);
-    size_t off = tb_alloc(t, 36 + a.n, 16);
+    size_t extra = cfg->dsdt_extra ? cfg->dsdt_extra_len : 0;
+    size_t off = tb_alloc(t, 36 + a.n + extra, 16);
     if (t->err)
         return 0;
     uint8_t *h = t->buf + off;
-    acpi_header(h, "DSDT", 36 + a.n, 2);
+    acpi_header(h, "DSDT", 36 + a.n + extra, 2);
     memcpy(h + 36, a.b, a.n);
+    if (extra)
+        memcpy(h + 36 + a.n, cfg->dsdt_extra, extra);
     acpi_finish(h);
     return off;
 }
@@ -251,7 +254,7 @@ int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, const struct acpi_config 
 {
     struct tb t = { .buf = buf, .len = len, .gpa = gpa };
     size_t rsdp = tb_alloc(&t, 36, 16);
-    size_t dsdt = build_dsdt(&t);
+    size_t dsdt = build_dsdt(&t, cfg);
     size_t facs = build_facs(&t);
     size_t fadt = build_fadt(&t, dsdt, facs);
     size_t madt = build_madt(&t, cfg->ncpus > 0 ? cfg->ncpus : 1);

@@ -11,6 +11,10 @@
 
 struct acpi_config {
     int ncpus;
+    /* AML appended to the DSDT's body (the PCI host bridge's Device, from
+     * pci_acpi_dsdt()); may be NULL. */
+    const uint8_t *dsdt_extra;
+    size_t dsdt_extra_len;
 };
 
 /* Fills buf (len bytes, zeroed by the caller) with the tables as they will

@@ -17,6 +17,7 @@ struct mainloop;
 struct chardev;
 struct address_space;
 struct machine;
+struct pci_board_config;
 
 enum accel_kind { ACCEL_EMU, ACCEL_KVM, ACCEL_KVM_OR_EMU };
 
@@ -30,6 +31,7 @@ struct machine_config {
     bool start_paused;              /* -S */
     unsigned log_mask;              /* -d, X86_LOG_* bits */
     struct chardev *serial[4];      /* COM1..COM4, NULL if absent */
+    struct pci_board_config *pci;   /* -drive/-device (hw/pci/pci-board.h), NULL if none */
 };
 
 /* Why machine_run() returned. */
@@ -55,6 +57,8 @@ enum run_state machine_run_state(struct machine *m);
 int machine_cpu_count(struct machine *m);
 struct address_space *machine_memory(struct machine *m);
 struct address_space *machine_io(struct machine *m);
+/* `info pci` text (hw/pci/pci.h's pci_bus_format_info). */
+int machine_format_pci(struct machine *m, char *buf, int len);
 /* Formatted like QEMU's `info registers` for CPU index i into buf. */
 int machine_format_cpu_regs(struct machine *m, int i, char *buf, int len);
 /* One line per CPU: "* CPU #0: pc=0x... (halted) thread_id=N". */

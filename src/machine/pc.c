@@ -20,6 +20,8 @@
 #include "hw/ioapic.h"
 #include "hw/irqchip.h"
 #include "hw/memory.h"
+#include "hw/pci/pci-board.h"
+#include "hw/pci/pci.h"
 #include "hw/pic.h"
 #include "hw/pit.h"
 #include "hw/rtc.h"
@@ -63,6 +65,7 @@ struct machine {
     struct serial *serial[4];
     struct i8042 *kbd;
     uint8_t port92;
+    struct pci_bus *pci;
 
     struct linux_boot lb;
     bool have_kernel;
@@ -206,6 +209,8 @@ static void board_reset_devices(struct machine *m)
     if (m->kbd)
         i8042_reset(m->kbd);
     m->port92 = 0;
+    if (m->pci)
+        pci_bus_reset(m->pci);
     for (int i = 0; i < m->ncpus; i++)
         apic_reset(apic_bus_cpu(m->apics, i), i == 0);
 }
@@ -359,11 +364,15 @@ static int board_load_firmware(struct machine *m, struct error *err)
     uint8_t *tables = calloc(1, PC_ACPI_SIZE);
     if (!tables)
         return error_set(err, -ENOMEM, "out of memory");
-    struct acpi_config ac = { .ncpus = m->ncpus };
+    uint8_t *aml = malloc(8192);
+    int an = m->pci && aml ? pci_acpi_dsdt(m->pci, aml, 8192) : 0;
+    struct acpi_config ac = { .ncpus = m->ncpus, .dsdt_extra = an > 0 ? aml : NULL,
+                              .dsdt_extra_len = an > 0 ? an : 0 };
     int n = acpi_build(tables, PC_ACPI_SIZE, PC_BIOS_START, &ac);
     if (n > 0)
         as_rw(m->mem, PC_BIOS_START, tables, n, true);
     free(tables);
+    free(aml);
     if (n < 0)
         return error_set(err, n, "ACPI tables do not fit");
     m->lb.acpi_rsdp = PC_BIOS_START;
@@ -405,6 +414,21 @@ static int board_ram(struct machine *m, struct error *err)
         ret = as_add_ram(m->mem, PC_ROM_BASE, PC_ROM_SIZE, m->rom, "pc.bios");
     e820_build_pc(&m->e820, m->below_4g, m->above_4g);
     return ret < 0 ? error_set_errno(err, ret, "cannot map guest RAM") : 0;
+}
+
+/* PCI after the ACPI PM block: the host bridge's 0xCF8 dword covers 0xCF9. */
+static int board_pci(struct machine *m, struct error *err)
+{
+    m->pci = pci_bus_new(m->mem, m->io, &m->irqchip.chip, m->ml);
+    if (!m->pci)
+        return error_set(err, -ENOMEM, "cannot create the PCI bus");
+    uint64_t high = (PC_4G + m->above_4g + (1ULL << 30) - 1) & ~((1ULL << 30) - 1);
+    pci_bus_set_high_window(m->pci, high, 32ULL << 30);
+    int r = pci_board_populate(m->pci, m->ml, m->cfg.pci, err);
+    if (r < 0)
+        return r;
+    pci_bus_reset(m->pci);                       /* firmware's BAR placement */
+    return 0;
 }
 
 static int board_devices(struct machine *m, struct error *err)
@@ -449,7 +473,7 @@ static int board_devices(struct machine *m, struct error *err)
     if (!m->kbd)
         return error_set(err, -ENOMEM, "cannot create the keyboard controller");
     as_add_io(m->io, 0x92, 1, &port92_ops, m, "port92", 0);
-    return 0;
+    return board_pci(m, err);
 }
 
 static int board_accel(struct machine *m, struct error *err)
@@ -564,6 +588,7 @@ void machine_free(struct machine *m)
     vcpus_join(m);
     if (m->accel)
         m->aops->destroy(m->accel);
+    pci_bus_free(m->pci);
     for (int i = 0; i < 4; i++)
         serial_free(m->serial[i]);
     i8042_free(m->kbd);
@@ -588,6 +613,11 @@ void machine_free(struct machine *m)
 int machine_cpu_count(struct machine *m) { return m->ncpus; }
 struct address_space *machine_memory(struct machine *m) { return m->mem; }
 struct address_space *machine_io(struct machine *m) { return m->io; }
+
+int machine_format_pci(struct machine *m, char *buf, int len)
+{
+    return m->pci ? pci_bus_format_info(m->pci, buf, len) : 0;
+}
 
 static uint32_t seg_flags(const struct x86_seg *s)
 {

@@ -85,6 +85,13 @@ static void cmd_info_mtree(struct monitor *mon, const struct mon_args *a)
     print_space(mon, machine_io(mon->m), "I/O");
 }
 
+static void cmd_info_pci(struct monitor *mon, const struct mon_args *a)
+{
+    static char buf[32768];
+    if (machine_format_pci(mon->m, buf, sizeof(buf)) > 0)
+        mon_printf(mon, "%s", buf);
+}
+
 static void print_chardev(void *opaque, const char *id, const char *filename)
 {
     mon_printf(opaque, "%s: filename=%s\n", id, filename);
@@ -218,6 +225,7 @@ const struct mon_cmd mon_cmds[] = {
       cmd_info_registers },
     { "info cpus", "", "", "show infos for each CPU", cmd_info_cpus },
     { "info mtree", "", "", "show memory tree", cmd_info_mtree },
+    { "info pci", "", "", "show PCI info", cmd_info_pci },
     { "info chardev", "", "", "show the character devices", cmd_info_chardev },
     { "info version", "", "", "show the version of Quokka", cmd_info_version },
     { NULL },
