@@ -138,5 +138,6 @@ int main(int argc, char **argv)
     machine_free(q.m);
     chardev_free_all();
     ml_free(ml);
+    cli_free(&c);
     return how == MACHINE_EXIT_ERROR ? 1 : 0;
 }

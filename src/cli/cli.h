@@ -26,12 +26,16 @@ struct cli {
     const char *pidfile, *logfile;
     bool daemonize;
     const char *process_name;               /* -name ...,process= */
+    char *owned[8];                         /* strings cli_parse allocated */
+    int n_owned;
 };
 
 /* Parse argv. Returns 0 to go on, 1 when the command is done (-help,
  * -version, -d help printed their text), or -errno with err set. */
 int cli_parse(struct cli *c, int argc, char **argv, struct error *err);
 void cli_usage(void);
+/* Free what cli_parse allocated (safe on a zeroed struct). */
+void cli_free(struct cli *c);
 
 /* Checks that need the host: -m against what the host can give, -kernel
  * and -initrd readable and plausible. */
