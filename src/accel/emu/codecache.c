@@ -122,12 +122,13 @@ static inline unsigned hash_of(uint64_t pa)
     return (unsigned)((pa ^ (pa >> 13)) & (HASH_SIZE - 1));
 }
 
-static struct x86_block *cc_alloc(struct x86_code_cache *cc)
+static struct x86_block *cc_alloc(struct x86_cpu *cpu, struct x86_code_cache *cc)
 {
     size_t sz = sizeof(struct x86_block) + X86_BLOCK_MAX * sizeof(struct x86_insn);
     if (cc->used + sz > ARENA_SIZE) {
         memset(cc->hash, 0, sizeof(cc->hash));
         cc->used = 0;
+        cpu->jc_gen++;          /* the jump cache points into the arena */
     }
     return (struct x86_block *)(cc->arena + cc->used);
 }
@@ -151,10 +152,10 @@ static uint32_t mark_code(struct x86_cpu *cpu, _Atomic uint32_t *g)
 }
 
 static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
-                                      const uint8_t *page, uint32_t gen)
+                                      const uint8_t *page, uint32_t gen, _Atomic uint32_t *genp)
 {
     struct x86_code_cache *cc = cpu->cc;
-    struct x86_block *b = cc_alloc(cc);
+    struct x86_block *b = cc_alloc(cpu, cc);
     unsigned off = pa & 0xfff, n = 0;
 
     while (n < X86_BLOCK_MAX && off < 4096) {
@@ -171,6 +172,7 @@ static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned
         return NULL;
     b->pa = pa;
     b->gen = gen;
+    b->genp = genp;
     b->mode = mode;
     b->n = n;
     unsigned h = hash_of(pa);
@@ -199,5 +201,5 @@ struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
         }
     }
     gen = mark_code(cpu, g);
-    return decode_block(cpu, pa, mode, host_page, gen);
+    return decode_block(cpu, pa, mode, host_page, gen, g);
 }

@@ -178,6 +178,7 @@ struct x86_cpu *x86_cpu_new(struct x86_emu *emu, int index, bool bsp, const stru
     cpu->index = index;
     cpu->bus = *bus;
     cpu->is_bsp = bsp;
+    cpu->jc_gen = 1;                  /* no jump cache entry matches the zeroed table */
     pthread_mutex_init(&cpu->lock, NULL);
     pthread_cond_init(&cpu->cond, NULL);
     x86_ops();
@@ -349,24 +350,36 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         uint64_t la = cpu->segbase[X86_CS] + cpu->rip;
         if (!cpu->code64)
             la = (uint32_t)la;
-        const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
-        uint64_t pa;
-        uint8_t *host_page;
+        unsigned mode = code_mode(cpu);
+        uint64_t key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+        struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
+        struct x86_block *b = j->b;
         cpu->insn_rip = cpu->rip;
-        if (X86_LIKELY(e->tag_x == (la & ~0xfffull))) {
-            pa = e->pa | (la & 0xfff);
-            host_page = (uint8_t *)(uintptr_t)((la & ~0xfffull) + e->addend);
-        } else {
-            pa = x86_fetch_xlate(cpu, la, &host_page);
-        }
-        if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
-            x86_log(cpu, X86_LOG_EXEC, "block %#llx (pa %#llx) rsp %#llx rax %#llx",
-                    (unsigned long long)cpu->rip, (unsigned long long)pa,
-                    (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
-        struct x86_block *b = x86_cc_lookup(cpu, pa, code_mode(cpu), host_page);
-        if (!b) {
-            exec_uncached(cpu, la, host_page);
-            continue;
+        if (X86_UNLIKELY(j->la != la || j->key != key ||
+                         b->gen != atomic_load_explicit(b->genp, memory_order_relaxed))) {
+            const struct x86_tlb_entry *e =
+                &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
+            uint64_t pa;
+            uint8_t *host_page;
+            if (X86_LIKELY(e->tag_x == (la & ~0xfffull))) {
+                pa = e->pa | (la & 0xfff);
+                host_page = (uint8_t *)(uintptr_t)((la & ~0xfffull) + e->addend);
+            } else {
+                pa = x86_fetch_xlate(cpu, la, &host_page);
+            }
+            if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
+                x86_log(cpu, X86_LOG_EXEC, "block %#llx (pa %#llx) rsp %#llx rax %#llx",
+                        (unsigned long long)cpu->rip, (unsigned long long)pa,
+                        (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
+            b = x86_cc_lookup(cpu, pa, mode, host_page);
+            if (!b) {
+                exec_uncached(cpu, la, host_page);
+                continue;
+            }
+            /* the lookup may have reset the arena and bumped jc_gen */
+            j->la = la;
+            j->key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+            j->b = b;
         }
         unsigned n = b->n;
         if (X86_UNLIKELY(end - cpu->icount < n))

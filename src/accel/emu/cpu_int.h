@@ -195,6 +195,15 @@ struct x86_tlb_entry {
 struct x86_block;
 struct x86_code_cache;
 
+/* Jump cache: linear address of a block start -> decoded block, valid
+ * while key (mode, privilege class, jc_gen) matches; TLB flushes bump
+ * jc_gen so mappings and permissions are re-checked. */
+#define X86_JC_SIZE 4096u
+struct x86_jc_entry {
+    uint64_t la, key;
+    struct x86_block *b;
+};
+
 struct x86_cpu {
     /* hot state first */
     uint64_t gpr[16];
@@ -248,6 +257,8 @@ struct x86_cpu {
     struct x86_emu *emu;
     struct x86_code_cache *cc;
     uint64_t code_epoch;      /* emu->code_epoch last seen (write-tag flush) */
+    uint64_t jc_gen;
+    struct x86_jc_entry jc[X86_JC_SIZE];
     uint64_t icount;          /* instructions retired (statistics) */
 };
 
@@ -330,8 +341,35 @@ X86_ACCESS(64, uint64_t)
 #undef X86_ACCESS
 
 /* Sized helpers (size 1, 2, 4 or 8). */
-uint64_t x86_read(struct x86_cpu *cpu, uint64_t la, unsigned size);
-void x86_write(struct x86_cpu *cpu, uint64_t la, uint64_t val, unsigned size);
+static inline uint64_t x86_read(struct x86_cpu *cpu, uint64_t la, unsigned size)
+{
+    const struct x86_tlb_entry *e = &cpu->tlb[cpu->tlb_user][(la >> 12) & (X86_TLB_SIZE - 1)];
+    if (X86_LIKELY(e->tag_r == (la & ~0xfffull) && (la & 0xfff) <= 4096 - size)) {
+        const uint8_t *p = (const uint8_t *)(uintptr_t)(la + e->addend);
+        switch (size) {
+        case 1: return *p;
+        case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+        case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+        default: { uint64_t v; memcpy(&v, p, 8); return v; }
+        }
+    }
+    return x86_read_slow(cpu, la, size);
+}
+
+static inline void x86_write(struct x86_cpu *cpu, uint64_t la, uint64_t val, unsigned size)
+{
+    const struct x86_tlb_entry *e = &cpu->tlb[cpu->tlb_user][(la >> 12) & (X86_TLB_SIZE - 1)];
+    if (X86_LIKELY(e->tag_w == (la & ~0xfffull) && (la & 0xfff) <= 4096 - size)) {
+        uint8_t *p = (uint8_t *)(uintptr_t)(la + e->addend);
+        switch (size) {
+        case 1: *p = (uint8_t)val; return;
+        case 2: { uint16_t v = (uint16_t)val; memcpy(p, &v, 2); return; }
+        case 4: { uint32_t v = (uint32_t)val; memcpy(p, &v, 4); return; }
+        default: memcpy(p, &val, 8); return;
+        }
+    }
+    x86_write_slow(cpu, la, val, size);
+}
 
 /* MMU (mmu.c). */
 void x86_tlb_flush(struct x86_cpu *cpu);

@@ -19,6 +19,7 @@ struct x86_block {
     struct x86_block *next;      /* hash chain */
     uint64_t pa;                 /* physical address of the first byte */
     uint32_t gen;                /* page generation when decoded */
+    _Atomic uint32_t *genp;      /* the page's generation word */
     uint8_t mode;                /* X86_DEC_* */
     uint8_t n;
     struct x86_insn insn[];

@@ -7,6 +7,7 @@
 
 void x86_tlb_flush(struct x86_cpu *cpu)
 {
+    cpu->jc_gen++;
     for (int u = 0; u < 2; u++) {
         for (unsigned i = 0; i < X86_TLB_SIZE; i++) {
             struct x86_tlb_entry *e = &cpu->tlb[u][i];
@@ -21,6 +22,7 @@ void x86_tlb_flush(struct x86_cpu *cpu)
 
 void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la)
 {
+    cpu->jc_gen++;
     for (int u = 0; u < 2; u++) {
         struct x86_tlb_entry *e = &cpu->tlb[u][(la >> 12) & (X86_TLB_SIZE - 1)];
         e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
@@ -308,26 +310,6 @@ void x86_write_slow(struct x86_cpu *cpu, uint64_t la, uint64_t val, unsigned siz
         memcpy(host, &val, size);
     else
         cpu->bus.mmio_write(cpu->bus.opaque, pa, val, size);
-}
-
-uint64_t x86_read(struct x86_cpu *cpu, uint64_t la, unsigned size)
-{
-    switch (size) {
-    case 1: return x86_read8(cpu, la);
-    case 2: return x86_read16(cpu, la);
-    case 4: return x86_read32(cpu, la);
-    default: return x86_read64(cpu, la);
-    }
-}
-
-void x86_write(struct x86_cpu *cpu, uint64_t la, uint64_t val, unsigned size)
-{
-    switch (size) {
-    case 1: x86_write8(cpu, la, (uint8_t)val); break;
-    case 2: x86_write16(cpu, la, (uint16_t)val); break;
-    case 4: x86_write32(cpu, la, (uint32_t)val); break;
-    default: x86_write64(cpu, la, val); break;
-    }
 }
 
 uint8_t *x86_host_ptr_w(struct x86_cpu *cpu, uint64_t la, unsigned n)

@@ -54,6 +54,7 @@ int x86_rdmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t *val)
         return 0;
     case MSR_FEATURE_CONTROL: *val = 1; return 0;       /* locked, VMX off */
     case MSR_UCODE_REV: *val = 0x100000000ull; return 0;
+    case 0x17: *val = 0; return 0;                      /* PLATFORM_ID */
     case MSR_MTRRCAP: *val = 0x508; return 0;           /* 8 variable, fixed, WC */
     case MSR_SYSENTER_CS: *val = cpu->sysenter_cs; return 0;
     case MSR_SYSENTER_ESP: *val = cpu->sysenter_esp; return 0;
@@ -103,6 +104,7 @@ int x86_wrmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t val)
     case MSR_SYSENTER_ESP: cpu->sysenter_esp = val; return 0;
     case MSR_SYSENTER_EIP: cpu->sysenter_eip = val; return 0;
     case MSR_MCG_STATUS: return 0;
+    case MSR_UCODE_REV: return 0;                       /* microcode loader's probe */
     case MSR_MISC_ENABLE: cpu->misc_enable = val; return 0;
     case MSR_PAT: cpu->pat = val; return 0;
     case MSR_MTRR_DEF: cpu->mtrr_def_type = val & 0xcff; return 0;
