@@ -634,9 +634,12 @@ static int grow(struct qcow2_state *s, uint64_t size, const char *prealloc, stru
         return error_set_errno(err, ret, "Failed to grow the L1 table");
     if (strcmp(prealloc, "off")) {
         /* Preallocated clusters go past everything in use, where the file reads zero. */
+        uint64_t hint = s->free_cluster_index;
         if (s->free_cluster_index < s->alloc_end)
             s->free_cluster_index = s->alloc_end;
         ret = qcow2_preallocate(s, old, size - old);
+        if (hint < s->free_cluster_index)
+            s->free_cluster_index = hint;
         if (ret == 0)
             ret = qcow2_flush_metadata(s);
         if (ret == 0)
