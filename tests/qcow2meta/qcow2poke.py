@@ -3,6 +3,7 @@
 
   qcow2poke.py IMG get FIELD              header field, L1/L2/refcount lookups
   qcow2poke.py IMG set WHAT VALUE         overwrite one metadata item
+  qcow2poke.py batch < LINES              many copies-and-pokes in one run
 
 FIELD/WHAT: hdr.<name>, l1[i], l2[i,j] (L2 entry j of the table L1 entry i
 points at), reft[i], rc[cluster] (refcount), sn[i].<l1_offset|l1_size|extra>.
@@ -80,7 +81,29 @@ class Img:
         raise SystemExit("unknown item " + what)
 
 
+def batch():
+    """Lines of `SRC DST ITEM VALUE [ITEM VALUE]...` on stdin: copy SRC to
+    DST, then set each ITEM (or `truncate` to VALUE bytes)."""
+    import shutil
+    for line in sys.stdin:
+        w = line.split()
+        if not w:
+            continue
+        shutil.copyfile(w[0], w[1])
+        img = Img(w[1])
+        for item, v in zip(w[2::2], w[3::2]):
+            if item == "truncate":
+                img.f.truncate(int(v, 0))
+                continue
+            off, fmt = img.locate(item)
+            old = img.rd(off, fmt)
+            img.wr(off, fmt, old | int(v[1:], 0) if v.startswith("|") else int(v, 0))
+        img.f.close()
+
+
 def main():
+    if sys.argv[1] == "batch":
+        return batch()
     img = Img(sys.argv[1])
     off, fmt = img.locate(sys.argv[3])
     old = img.rd(off, fmt)
