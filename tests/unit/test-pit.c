@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <time.h>
 #include "hw/memory.h"
 #include "hw/pit.h"
@@ -57,20 +58,30 @@ static uint16_t latch0(void)
     return lo | inb(0x40) << 8;
 }
 
+static int64_t ticks(int64_t ns) { return ns * PIT_FREQ / 1000000000LL; }
+
 static void test_counts_down(void **state)
 {
-    outb(0x43, 0x34);                            /* ch0, lo/hi, mode 2 */
+    outb(0x43, 0x30);                            /* ch0, lo/hi, mode 0: wraps mod 2^16 */
     outb(0x40, 0xff);
     outb(0x40, 0xff);
+    int64_t t0 = clock_ns();
     uint16_t a = latch0();
+    int64_t t1 = clock_ns();
     sleep_ms(10);
+    int64_t t2 = clock_ns();
     uint16_t b = latch0();
-    /* 10 ms is ~11932 ticks; allow for scheduling slack. */
-    int d = (int)a - (int)b;
-    assert_true(d >= 11000 && d < 40000);
-    /* Read-back status: OUT, lo/hi access, mode 2. */
+    int64_t t3 = clock_ns();
+    /* The counts moved by the ticks elapsed between the two latches,
+     * whatever the host scheduler did to us. */
+    bool found = false;
+    for (int64_t d = ticks(t2 - t1) - 2; d <= ticks(t3 - t0) + 2 && !found; d++)
+        found = ((a - d) & 0xffff) == b;
+    assert_true(found);
+    assert_true(ticks(t3 - t0) >= 11000);
+    /* Read-back status: lo/hi access, mode 0. */
     outb(0x43, 0xe2);                            /* status only, channel 0 */
-    assert_int_equal(inb(0x40) & 0x3f, 0x34);
+    assert_int_equal(inb(0x40) & 0x3f, 0x30);
 }
 
 static void stop_loop(void *o) { ml_quit(ml); }
@@ -81,10 +92,13 @@ static void test_periodic_irq(void **state)
     outb(0x40, 1193 & 0xff);                     /* 1 kHz */
     outb(0x40, 1193 >> 8);
     struct timer *t = timer_new(ml, stop_loop, NULL);
-    timer_mod(t, clock_ns() + 50000000);
+    int64_t t0 = clock_ns();
+    timer_mod(t, t0 + 50000000);
     ml_run(ml);
+    int64_t ms = (clock_ns() - t0) / 1000000;
     timer_free(t);
-    assert_true(rises >= 30 && rises <= 60);
+    /* One per ms, never more; a stalled host may drop some. */
+    assert_true(rises >= 10 && rises <= ms + 2);
 }
 
 static void test_channel2_gate_and_out(void **state)
@@ -92,8 +106,11 @@ static void test_channel2_gate_and_out(void **state)
     outb(0x61, (inb(0x61) & ~0x02) | 0x01);     /* gate on, speaker off */
     outb(0x43, 0xb0);                            /* ch2, lo/hi, mode 0 */
     outb(0x42, 0x00);
+    int64_t t0 = clock_ns();
     outb(0x42, 0x10);                            /* 4096 ticks, ~3.4 ms */
-    assert_int_equal(inb(0x61) & 0x20, 0);       /* OUT low while counting */
+    uint8_t v = inb(0x61);
+    if (clock_ns() - t0 < 3000000)               /* unless the host stalled us */
+        assert_int_equal(v & 0x20, 0);           /* OUT low while counting */
     sleep_ms(8);
     assert_int_equal(inb(0x61) & 0x20, 0x20);    /* terminal count reached */
     assert_int_equal(inb(0x61) & 0x03, 0x01);
