@@ -521,6 +521,36 @@ static char *new_id(struct qcow2_state *s)
     return strdup(buf);
 }
 
+/* Clear QCOW2_OFLAG_COPIED in the active L1 and every L2 entry it reaches. */
+static int clear_copied(struct qcow2_state *s, bool *l1_changed)
+{
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l2_off = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+        void *l2;
+        if (!l2_off)
+            continue;
+        if (qcow2_offset_in_cluster(s, l2_off))
+            return qcow2_signal_corruption(s, "L2 table offset %#llx unaligned (L1 index: "
+                                           "%#x)", (unsigned long long)l2_off, i);
+        int ret = qcow2_cache_get(s, &s->l2_cache, l2_off, &l2);
+        if (ret < 0)
+            return ret;
+        for (uint64_t j = 0; j < s->l2_size; j++) {
+            uint64_t e = qcow2_l2_get(s, l2, j);
+            if (!(e & QCOW2_OFLAG_COMPRESSED) && (e & QCOW2_OFLAG_COPIED)) {
+                qcow2_l2_set(s, l2, j, e & ~QCOW2_OFLAG_COPIED);
+                qcow2_cache_mark_dirty(&s->l2_cache, l2);
+            }
+        }
+        qcow2_cache_put(&s->l2_cache, &l2);
+        if (s->l1_table[i] & QCOW2_OFLAG_COPIED) {
+            s->l1_table[i] &= ~QCOW2_OFLAG_COPIED;
+            *l1_changed = true;
+        }
+    }
+    return 0;
+}
+
 static int create_locked(struct qcow2_state *s, const char *name, struct error *err)
 {
     if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS)
@@ -539,22 +569,30 @@ static int create_locked(struct qcow2_state *s, const char *name, struct error *
     int ret = qcow2_flush_metadata(s);
     if (!sn.id_str || !sn.name || !arr)
         ret = -ENOMEM;
+    /* COPIED goes first: a crash then leaves flags that merely cost a
+     * needless copy-on-write, never a shared cluster written in place. */
+    bool changed = false;
+    if (ret == 0)
+        ret = clear_copied(s, &changed);
+    if (ret == 0)
+        ret = qcow2_flush_metadata(s);
+    if (ret == 0 && changed)
+        ret = write_l1(s, s->l1_table_offset, s->l1_table, s->l1_size, 0);
+    if (ret == 0 && changed)
+        ret = qcow2_barrier(s);
     if (ret == 0 && s->l1_size) {
         int64_t a = qcow2_alloc_clusters(s, (s->l1_size * 8ull + s->cluster_size - 1) >>
                                             s->cluster_bits);
         ret = a < 0 ? (int)a : 0;
         sn.l1_table_offset = a < 0 ? 0 : (uint64_t)a;
     }
-    /* One more reference on everything the active L1 reaches; COPIED goes. */
-    bool changed = false;
+    /* One more reference on everything the active L1 reaches. */
     if (ret == 0)
-        ret = qcow2_update_tree_refcounts(s, s->l1_table, s->l1_size, 1, &changed);
+        ret = qcow2_update_tree_refcounts(s, s->l1_table, s->l1_size, 1, NULL);
     if (ret == 0 && s->l1_size)
         ret = write_l1(s, sn.l1_table_offset, s->l1_table, s->l1_size, 0);
     if (ret == 0)
         ret = qcow2_flush_metadata(s);
-    if (ret == 0 && changed)
-        ret = write_l1(s, s->l1_table_offset, s->l1_table, s->l1_size, 0);
     if (ret < 0) {
         free_one(&sn);
         return error_set_errno(err, ret, "Failed to create snapshot");
