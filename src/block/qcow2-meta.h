@@ -22,10 +22,11 @@
 /* ---- qcow2-snapshot.c ---------------------------------------------------- */
 
 /* Read the snapshot table the header points at into s->snapshots. Called by
- * open (any bad entry fails the open with a message naming it); `repair`
- * (check -r all) drops what can't be kept instead and counts it in
- * *dropped. */
+ * open: a bad count, offset or entry (or, unless opened BDEV_O_CHECK, a table
+ * running past the end of the file) fails with a message naming it. */
 int qcow2_read_snapshots(struct qcow2_state *s, struct error *err);
+/* The same for check: past-EOF parts read as zeroes, and with `repair`
+ * (check -r all) what can't be kept is dropped (said on `log`) and counted. */
 struct qcow2_sn_check {
     int extra_dropped;     /* entries whose excess extra data was cut */
     int reduced;           /* overhanging entries dropped */
@@ -53,9 +54,13 @@ int qcow2_write_snapshots(struct qcow2_state *s, uint64_t old_size);
 int qcow2_update_tree_refcounts(struct qcow2_state *s, uint64_t *l1, uint32_t l1_size,
                                 int delta, bool *l1_changed);
 
+/* As `qemu-img snapshot`: -c gives the next numeric id and allows duplicate
+ * names; -a finds by id, then by name, and brings back the snapshot's
+ * virtual size; -d finds by name only (the first match). Errors name the
+ * problem ("snapshot not found", "Failed to load snapshot: ..."). */
 int qcow2_snapshot_create(struct bdev *bs, const char *name, struct error *err);
 int qcow2_snapshot_goto(struct bdev *bs, const char *id_or_name, struct error *err);
-int qcow2_snapshot_delete(struct bdev *bs, const char *id_or_name, struct error *err);
+int qcow2_snapshot_delete(struct bdev *bs, const char *name, struct error *err);
 /* Fills *list (malloc'd, caller frees) and returns the count. */
 int qcow2_snapshot_list(struct bdev *bs, struct bdev_snapshot **list);
 
