@@ -1,10 +1,12 @@
 /* convert: copy one or more images (concatenated) into a new image.
  *
- * A pool of -m worker threads takes the source in pieces whose allocation
- * status is uniform. Reads always run in parallel; writes go out in source
- * order unless -W (so the target is laid out sequentially, as qemu-img
- * does). Compressed targets are written out of order on purpose: the
- * compression inside each write then runs on every core at once. */
+ * A pool of -m worker threads takes the source in fixed, aligned chunks
+ * (handing one out is a counter bump under the lock). Each worker asks the
+ * source which parts of its chunk hold data, reads them, and writes them;
+ * reads always run in parallel, writes go out in source order unless -W (so
+ * the target is laid out sequentially, as qemu-img does). Compressed
+ * targets are written out of order on purpose: the compression inside each
+ * write then runs on every core at once. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -15,7 +17,8 @@
 #include "util/iov.h"
 #include "util/opts.h"
 
-enum { ITEM_DATA, ITEM_ZERO, ITEM_BACKING };
+enum { PIECE_DATA, PIECE_ZERO, PIECE_BACKING };
+enum { MAX_PIECES = 512 };
 
 struct cvt {
     struct bdev **src;
@@ -34,62 +37,84 @@ struct cvt {
     int64_t done;
 };
 
-struct item {
-    int64_t off, len;         /* in the concatenated source = target offsets */
+/* One run of a chunk whose status is uniform, in target offsets. */
+struct piece {
+    int64_t off, len;
     int kind;
-    uint64_t seq;
 };
 
-/* Hand out the next piece; false when the source is exhausted or failed. */
+struct item {
+    int64_t off, len;         /* in the concatenated source = target offsets */
+    uint64_t seq;
+    struct piece p[MAX_PIECES];
+    int n;
+};
+
+/* Hand out the next chunk (lock held); false when done or failed. */
 static bool cvt_next(struct cvt *s, struct item *it)
 {
     if (s->ret < 0 || s->next_off >= s->total)
         return false;
-    int64_t off = s->next_off, base = 0;
-    int i = 0;
-    while (off >= base + s->src_size[i])
-        base += s->src_size[i++];
-    int64_t local = off - base, end = base + s->src_size[i];
-    int64_t len = s->chunk - (off % s->chunk);
-    if (s->compressed) {
-        /* whole clusters: a compressed write can't be partial */
-        if (len > s->total - off)
-            len = s->total - off;
-    } else if (len > end - off) {
-        len = end - off;
+    it->off = s->next_off;
+    it->len = s->chunk - (it->off % s->chunk);
+    if (it->len > s->total - it->off)
+        it->len = s->total - it->off;
+    it->seq = s->next_seq++;
+    s->next_off = it->off + it->len;
+    return true;
+}
+
+static void add_piece(struct item *it, int64_t off, int64_t len, int kind)
+{
+    struct piece *last = it->n ? &it->p[it->n - 1] : NULL;
+    if (last && last->kind == kind && last->off + last->len == off) {
+        last->len += len;
+    } else if (it->n == MAX_PIECES) {   /* too fragmented: copy the rest */
+        last->len = off + len - last->off;
+        last->kind = PIECE_DATA;
+    } else {
+        it->p[it->n++] = (struct piece){ off, len, kind };
     }
-    int kind = ITEM_DATA;
-    if ((s->min_sparse || s->target_has_backing) && off + len <= end) {
+}
+
+/* Split the chunk into runs by block status. Compressed targets and -S 0
+ * read everything: zero clusters are found in the data. */
+static int cvt_plan(struct cvt *s, struct item *it)
+{
+    it->n = 0;
+    if (s->compressed || (!s->min_sparse && !s->target_has_backing)) {
+        add_piece(it, it->off, it->len, PIECE_DATA);
+        return 0;
+    }
+    int64_t off = it->off, end = it->off + it->len, base = 0;
+    int i = 0;
+    while (off < end) {
+        while (off >= base + s->src_size[i])
+            base += s->src_size[i++];
+        int64_t n = end - off, left = base + s->src_size[i] - off;
+        if (n > left)
+            n = left;
         uint64_t pnum = 0;
         int st, depth;
         /* with -B only the source's top layer is copied: the rest is the
          * target's backing file */
         if (s->target_has_backing)
-            st = bdev_block_status(s->src[i], local, len, &pnum, NULL, NULL);
+            st = bdev_block_status(s->src[i], off - base, n, &pnum, NULL, NULL);
         else
-            st = bdev_block_status_above(s->src[i], local, len, &pnum, NULL, NULL, &depth);
+            st = bdev_block_status_above(s->src[i], off - base, n, &pnum, NULL, NULL, &depth);
         if (st < 0) {
-            s->ret = st;
             error_report("error while reading block status at offset %lld: %s",
                          (long long)off, strerror(-st));
-            return false;
+            return st;
         }
-        if (st & BDEV_STATUS_ZERO)
-            kind = ITEM_ZERO;
-        else if (st & BDEV_STATUS_DATA)
-            kind = ITEM_DATA;
-        else
-            kind = s->target_has_backing ? ITEM_BACKING : ITEM_DATA;
-        if (pnum && (int64_t)pnum < len) {
-            if (s->compressed)
-                kind = ITEM_DATA;
-            else
-                len = pnum;
-        }
+        if (!pnum || (int64_t)pnum > n)
+            pnum = n;
+        int kind = (st & BDEV_STATUS_ZERO) ? PIECE_ZERO : (st & BDEV_STATUS_DATA) ? PIECE_DATA :
+                   s->target_has_backing ? PIECE_BACKING : PIECE_DATA;
+        add_piece(it, off, pnum, kind);
+        off += pnum;
     }
-    *it = (struct item){ off, len, kind, s->next_seq++ };
-    s->next_off = off + len;
-    return true;
+    return 0;
 }
 
 static int read_src(struct cvt *s, int64_t off, void *buf, int64_t len)
@@ -165,48 +190,64 @@ static int write_compressed(struct cvt *s, int64_t off, const uint8_t *buf, int6
 
 static int cvt_write(struct cvt *s, const struct item *it, const uint8_t *buf)
 {
-    switch (it->kind) {
-    case ITEM_BACKING: return 0;
-    case ITEM_ZERO:    return write_zero(s, it->off, it->len);
+    for (int k = 0; k < it->n; k++) {
+        const struct piece *p = &it->p[k];
+        const uint8_t *data = buf + (p->off - it->off);
+        int ret = p->kind == PIECE_BACKING ? 0 :
+                  p->kind == PIECE_ZERO ? write_zero(s, p->off, p->len) :
+                  s->compressed ? write_compressed(s, p->off, data, p->len) :
+                  write_sparse(s, p->off, data, p->len);
+        if (ret < 0) {
+            error_report("error while writing at byte %lld: %s", (long long)p->off,
+                         strerror(-ret));
+            return ret;
+        }
     }
-    if (s->compressed)
-        return write_compressed(s, it->off, buf, it->len);
-    return write_sparse(s, it->off, buf, it->len);
+    return 0;
+}
+
+static int cvt_read(struct cvt *s, const struct item *it, uint8_t *buf)
+{
+    int ret = cvt_plan(s, (struct item *)it);
+    for (int k = 0; ret == 0 && k < it->n; k++)
+        if (it->p[k].kind == PIECE_DATA)
+            ret = read_src(s, it->p[k].off, buf + (it->p[k].off - it->off), it->p[k].len);
+    return ret;
 }
 
 static void *cvt_worker(void *opaque)
 {
     struct cvt *s = opaque;
     uint8_t *buf = NULL;
-    if (posix_memalign((void **)&buf, 4096, s->chunk + s->cluster))
+    struct item *it = malloc(sizeof(*it));
+    if (!it || posix_memalign((void **)&buf, 4096, s->chunk)) {
+        free(it);
         return NULL;
+    }
     pthread_mutex_lock(&s->lock);
-    struct item it;
-    while (cvt_next(s, &it)) {
+    while (cvt_next(s, it)) {
         pthread_mutex_unlock(&s->lock);
-        int ret = 0;
-        if (it.kind == ITEM_DATA)
-            ret = read_src(s, it.off, buf, it.len);
-        pthread_mutex_lock(&s->lock);
-        while (s->in_order && s->write_seq != it.seq && s->ret == 0)
-            pthread_cond_wait(&s->cond, &s->lock);
-        if (ret == 0 && s->ret == 0) {
-            pthread_mutex_unlock(&s->lock);
-            ret = cvt_write(s, &it, buf);
-            if (ret < 0)
-                error_report("error while writing at byte %lld: %s", (long long)it.off,
-                             strerror(-ret));
+        int ret = cvt_read(s, it, buf);
+        if (s->in_order) {
             pthread_mutex_lock(&s->lock);
+            while (s->write_seq != it->seq && s->ret == 0)
+                pthread_cond_wait(&s->cond, &s->lock);
+            pthread_mutex_unlock(&s->lock);
         }
+        if (ret == 0 && s->ret == 0)
+            ret = cvt_write(s, it, buf);
+        pthread_mutex_lock(&s->lock);
         if (ret < 0 && s->ret == 0)
             s->ret = ret;
         s->write_seq++;
-        s->done += it.len;
+        s->done += it->len;
         progress_update(s->done, s->total);
-        pthread_cond_broadcast(&s->cond);
+        if (s->in_order)
+            pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&s->lock);
     free(buf);
+    free(it);
     return NULL;
 }
 
@@ -393,7 +434,10 @@ int img_convert(int argc, char **argv)
     if (s.dst->drv->get_info && s.dst->drv->get_info(s.dst, &bi) == 0 && bi.format_specific)
         json_object_put(bi.format_specific);
     s.cluster = bi.cluster_size ? bi.cluster_size : 65536;
-    s.chunk = s.compressed ? s.cluster : (s.cluster > (2u << 20) ? s.cluster : 2u << 20);
+    /* chunks of whole target clusters; compressed ones smaller so that
+     * every worker has clusters to compress */
+    s.chunk = s.compressed ? (s.cluster < (1u << 20) ? 1u << 20 : s.cluster) :
+              (s.cluster > (2u << 20) ? s.cluster : 2u << 20);
     s.zero_init = a.target_is_zero || (!a.no_create && !s.target_has_backing);
     s.target_has_backing = s.target_has_backing && a.out_base;
     s.in_order = !a.unordered && !s.compressed;
