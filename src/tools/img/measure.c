@@ -67,7 +67,11 @@ int img_measure(int argc, char **argv)
             }
             have_size = true;
             break;
-        case 'l': case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case 'l':
+            error_report("Failed to load snapshot: measuring an internal snapshot (-l) "
+                         "is not supported");
+            return 1;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }
