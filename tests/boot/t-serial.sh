@@ -83,7 +83,7 @@ check_eq "unix server nowait: echo" "UNIX OK" "$(echo "$out" | tr -d '\n' | sed 
 # 4. unix client: quokka connects to our listener.
 python3 - "$T/c.sock" >"$T/out4" <<'PY' &
 import socket, sys
-l = socket.socket(socket.AF_UNIX); l.bind(sys.argv[1]); l.listen(1)
+l = socket.socket(socket.AF_UNIX); l.bind(sys.argv[1]); l.listen(1); l.settimeout(20)
 c, _ = l.accept(); c.settimeout(10); c.sendall(b"client ok.")
 out = b""
 while True:
