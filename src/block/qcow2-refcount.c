@@ -216,6 +216,19 @@ out:
     return ret;
 }
 
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return blen && a < b + blen && b < a + alen;
+}
+
+static bool overlaps_metadata(struct qcow2_state *s, uint64_t off, uint64_t len)
+{
+    return off < s->cluster_size ||
+           overlap(off, len, s->refcount_table_offset, s->refcount_table_size * 8) ||
+           overlap(off, len, s->l1_table_offset, (uint64_t)s->l1_size * 8) ||
+           overlap(off, len, s->hdr.snapshots_offset, s->hdr.nb_snapshots ? s->cluster_size : 0);
+}
+
 /* Make sure refcount block `ti` exists. */
 static int ensure_refblock(struct qcow2_state *s, uint64_t ti)
 {
@@ -228,6 +241,11 @@ static int ensure_refblock(struct qcow2_state *s, uint64_t ti)
     if (s->refcount_table[ti])
         return 0;
     uint64_t off = (ti << s->rb_bits) << s->cluster_bits;
+    /* A range without a block holds nothing in use; if metadata we know of
+     * lies there, the refcount table is damaged: don't write over it. */
+    if (overlaps_metadata(s, off, s->cluster_size))
+        return qcow2_signal_corruption(s, "refcount block %llu missing for clusters in use",
+                                       (unsigned long long)ti);
     void *rb;
     ret = qcow2_cache_get_empty(s, &s->rb_cache, off, &rb);
     if (ret < 0)

@@ -303,6 +303,7 @@ int main(int argc, char **argv)
     struct error err = { 0 };
     if (bdev_open_simple(&c.bs, argv[optind], fmt, flags, &err) < 0) {
         error_report_err(&err);
+        free(cmds);
         return 1;
     }
     int failed = 0;
