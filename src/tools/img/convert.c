@@ -206,9 +206,9 @@ static int cvt_write(struct cvt *s, const struct item *it, const uint8_t *buf)
     return 0;
 }
 
-static int cvt_read(struct cvt *s, const struct item *it, uint8_t *buf)
+static int cvt_read(struct cvt *s, struct item *it, uint8_t *buf)
 {
-    int ret = cvt_plan(s, (struct item *)it);
+    int ret = cvt_plan(s, it);
     for (int k = 0; ret == 0 && k < it->n; k++)
         if (it->p[k].kind == PIECE_DATA)
             ret = read_src(s, it->p[k].off, buf + (it->p[k].off - it->off), it->p[k].len);
@@ -228,13 +228,12 @@ static void *cvt_worker(void *opaque)
     while (cvt_next(s, it)) {
         pthread_mutex_unlock(&s->lock);
         int ret = cvt_read(s, it, buf);
-        if (s->in_order) {
-            pthread_mutex_lock(&s->lock);
-            while (s->write_seq != it->seq && s->ret == 0)
-                pthread_cond_wait(&s->cond, &s->lock);
-            pthread_mutex_unlock(&s->lock);
-        }
-        if (ret == 0 && s->ret == 0)
+        pthread_mutex_lock(&s->lock);
+        while (s->in_order && s->write_seq != it->seq && s->ret == 0)
+            pthread_cond_wait(&s->cond, &s->lock);
+        bool failed = s->ret < 0;
+        pthread_mutex_unlock(&s->lock);
+        if (ret == 0 && !failed)
             ret = cvt_write(s, it, buf);
         pthread_mutex_lock(&s->lock);
         if (ret < 0 && s->ret == 0)
