@@ -99,4 +99,4 @@ clean:
 	rm -rf build
 
 .PHONY: all setup check run fuzz clean
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
