@@ -340,6 +340,83 @@ static int check_refblocks(struct chk *c)
     return 0;
 }
 
+static uint64_t be64_at(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return be64toh(v); }
+static uint32_t be32_at(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return be32toh(v); }
+
+/* One persistent dirty bitmap: its table and the clusters it points to. */
+static int count_bitmap_table(struct chk *c, uint64_t off, uint32_t entries)
+{
+    struct qcow2_state *s = c->s;
+    int ret = inc_refs(c, off, entries * 8ull);
+    uint64_t in_file = off >= (uint64_t)c->file_len ? 0 : (uint64_t)c->file_len - off;
+    uint32_t n = in_file / 8 < entries ? (uint32_t)(in_file / 8) : entries;
+    if (ret < 0 || !n)
+        return ret;
+    uint64_t *t = malloc(n * 8ull);
+    if (!t) {
+        c->res->check_errors++;
+        return -ENOMEM;
+    }
+    ret = bdev_pread(s->bs->file, off, t, n * 8ull);
+    for (uint32_t i = 0; ret == 0 && i < n; i++) {
+        uint64_t e = be64toh(t[i]), data = e & QCOW2_L2E_OFFSET_MASK;
+        if ((e & 0xff000000000001feull) || qcow2_offset_in_cluster(s, data)) {
+            c->res->corruptions++;
+            continue;
+        }
+        if (data)
+            ret = inc_refs(c, data, s->cluster_size);
+    }
+    free(t);
+    return ret;
+}
+
+/* Bitmaps count only while the autoclear bit vouches for them. */
+static int count_bitmaps(struct chk *c)
+{
+    struct qcow2_state *s = c->s;
+    if (s->hdr.version < 3 || !(s->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+        return 0;
+    const struct qcow2_unknown_ext *x = s->unknown_exts;
+    while (x && (x->type != QCOW2_EXT_BITMAPS || x->len < 24))
+        x = x->next;
+    if (!x)
+        return 0;
+    uint32_t nb = be32_at(x->data);
+    uint64_t dir_size = be64_at(x->data + 8), dir_off = be64_at(x->data + 16);
+    int ret = inc_refs(c, dir_off, dir_size);
+    if (ret < 0 || !nb)
+        return ret;
+    if (dir_size > 64u << 20 || dir_off + dir_size > (uint64_t)c->file_len ||
+        dir_off + dir_size < dir_off) {
+        say(c, "ERROR bitmap directory offset %#" PRIx64 " size %#" PRIx64 " invalid\n",
+            dir_off, dir_size);
+        c->res->corruptions++;
+        return 0;
+    }
+    uint8_t *d = malloc(dir_size ? dir_size : 1);
+    if (!d) {
+        c->res->check_errors++;
+        return -ENOMEM;
+    }
+    ret = bdev_pread(s->bs->file, dir_off, d, dir_size);
+    uint64_t pos = 0;
+    for (uint32_t i = 0; ret == 0 && i < nb; i++) {
+        if (pos + 24 > dir_size) {
+            say(c, "ERROR bitmap directory entry %u out of bounds\n", i);
+            c->res->corruptions++;
+            break;
+        }
+        uint64_t table = be64_at(d + pos);
+        uint32_t entries = be32_at(d + pos + 8), extra = be32_at(d + pos + 20);
+        uint16_t name_len = (uint16_t)(d[pos + 18] << 8 | d[pos + 19]);
+        ret = count_bitmap_table(c, table, entries);
+        pos = (pos + 24 + extra + name_len + 7) & ~7ull;
+    }
+    free(d);
+    return ret;
+}
+
 static int calculate_refcounts(struct chk *c)
 {
     struct qcow2_state *s = c->s;
@@ -367,6 +444,8 @@ static int calculate_refcounts(struct chk *c)
         ret = inc_refs(c, s->snapshots_offset, c->sn_table_size);
     if (ret == 0)
         ret = inc_refs(c, s->refcount_table_offset, s->refcount_table_size * 8);
+    if (ret == 0)
+        ret = count_bitmaps(c);
     if (ret == 0)
         ret = check_refblocks(c);
     return ret;

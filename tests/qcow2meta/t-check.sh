@@ -108,4 +108,14 @@ all 4464 overhanging snapshots with qemu-img check -r all|IMG: Check failed: Fil
         check "$name: data unchanged" qemu-img compare -q "$T/base-$kind.raw" "$I"
     fi
 done <<<"$SPECS"
+
+# Persistent dirty bitmaps (directory, tables, data) are references too.
+I=$T/bitmaps.qcow2
+qemu-img create -q -f qcow2 "$I" 64M
+qemu-img bitmap --add "$I" b0
+qemu-io -c 'write -P 1 0 1M' "$I" >/dev/null
+qemu-img bitmap --add -g 65536 "$I" b1
+run qemu-img "$T/q" check "$I"
+run "$QUOKKA_IMG" "$T/o" check "$I"
+same "bitmaps: check" "$T/q" "$T/o"
 done_testing
