@@ -1,7 +1,9 @@
 /* qcow2 measure: how big a qcow2 image made with given -o options (and
  * optionally holding a source image's data) gets, computed the way
  * `qemu-img measure` does so the numbers match byte for byte. */
+#include <endian.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "block/qcow2-meta.h"
 
@@ -128,6 +130,61 @@ static int source_data_bytes(struct bdev *in, uint64_t ssize, uint64_t cs, uint6
     return 0;
 }
 
+/* Room the source's persistent bitmaps would take in an image of cluster
+ * size cs: every bitmap fully allocated, its table, and the directory. */
+static int bitmaps_size(struct bdev *in, uint64_t cs, uint64_t *out)
+{
+    struct qcow2_state *s = qcow2_state(in);
+    *out = 0;
+    if (!(s->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+        return 0;
+    const struct qcow2_unknown_ext *x = s->unknown_exts;
+    while (x && (x->type != QCOW2_EXT_BITMAPS || x->len < 24))
+        x = x->next;
+    if (!x)
+        return 0;
+    uint32_t nb;
+    uint64_t dsize, doff;
+    memcpy(&nb, x->data, 4);
+    memcpy(&dsize, x->data + 8, 8);
+    memcpy(&doff, x->data + 16, 8);
+    nb = be32toh(nb);
+    dsize = be64toh(dsize);
+    doff = be64toh(doff);
+    if (!nb)
+        return 0;
+    if (dsize > (64u << 20))
+        return -EINVAL;
+    uint8_t *d = malloc(dsize ? dsize : 1);
+    if (!d)
+        return -ENOMEM;
+    int ret = bdev_pread(in->file, doff, d, dsize);
+    uint64_t pos = 0, total = 0, dir = 0;
+    for (uint32_t i = 0; ret == 0 && i < nb; i++) {
+        if (pos + 24 > dsize) {
+            ret = -EINVAL;
+            break;
+        }
+        unsigned gbits = d[pos + 17];
+        uint32_t extra;
+        memcpy(&extra, d + pos + 20, 4);
+        extra = be32toh(extra);
+        uint16_t name_len = (uint16_t)(d[pos + 18] << 8 | d[pos + 19]);
+        if (gbits > 63) {
+            ret = -EINVAL;
+            break;
+        }
+        uint64_t bits = div_up(s->hdr.size, 1ull << gbits);
+        uint64_t clusters = div_up(div_up(bits, 8), cs);
+        total += clusters * cs + round_up(clusters * 8, cs);
+        dir += (24 + name_len + 7) & ~7ull;
+        pos = (pos + 24 + extra + name_len + 7) & ~7ull;
+    }
+    free(d);
+    *out = total + round_up(dir, cs);
+    return ret;
+}
+
 int qcow2_measure(struct opts *o, uint64_t size, struct bdev *in_bs,
                   struct qcow2_measure_info *out, struct error *err)
 {
@@ -167,6 +224,7 @@ int qcow2_measure(struct opts *o, uint64_t size, struct bdev *in_bs,
     out->required = out->fully_allocated - vsize + required;
     out->has_bitmaps = m.version >= 3 && in_bs && !strcmp(in_bs->drv->name, "qcow2") &&
                        qcow2_state(in_bs)->hdr.version >= 3;
-    out->bitmaps = 0;
+    if (out->has_bitmaps && (ret = bitmaps_size(in_bs, cs, &out->bitmaps)) < 0)
+        return error_set_errno(err, ret, "Could not read the source's bitmap directory");
     return 0;
 }

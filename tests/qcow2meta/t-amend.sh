@@ -86,4 +86,13 @@ for o in "" cluster_size=4k compat=0.10 backing_file=x cluster_size=2M; do
 done
 cp "$T/i.raw" "$T/q.qcow2"; cp "$T/i.raw" "$T/o.qcow2"
 both "measure raw source" measure -O qcow2 -f raw @
+# a source with persistent bitmaps: "bitmaps size" counts them
+qemu-img create -q -f qcow2 "$T/q.qcow2" 64M
+qemu-img bitmap --add "$T/q.qcow2" b0
+qemu-img bitmap --add -g 4096 "$T/q.qcow2" b1
+qemu-io -c 'write -P 1 0 1M' "$T/q.qcow2" >/dev/null
+cp "$T/q.qcow2" "$T/o.qcow2"
+for o in "" cluster_size=4k cluster_size=2M compat=0.10; do
+    both "measure -o '$o' source with bitmaps" measure -O qcow2 ${o:+-o $o} @
+done
 done_testing
