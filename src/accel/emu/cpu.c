@@ -233,7 +233,8 @@ static int handle_events(struct x86_cpu *cpu, bool shadow)
         return RUN_EXIT;
     }
     if (ev & X86_EV_INIT) {
-        atomic_fetch_and(&cpu->events, ~(unsigned)(X86_EV_INIT | X86_EV_SIPI));
+        /* a start-up IPI may already be pending behind it: keep it */
+        atomic_fetch_and(&cpu->events, ~(unsigned)X86_EV_INIT);
         x86_cpu_reset(cpu, false);
         cpu->wait_sipi = true;
         return RUN_CONTINUE;

@@ -55,6 +55,8 @@ int x86_rdmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t *val)
     case MSR_FEATURE_CONTROL: *val = 1; return 0;       /* locked, VMX off */
     case MSR_UCODE_REV: *val = 0x100000000ull; return 0;
     case 0x17: *val = 0; return 0;                      /* PLATFORM_ID */
+    case 0x34: *val = 0; return 0;                      /* SMI_COUNT */
+    case 0x140: *val = 0; return 0;                     /* MISC_FEATURES_ENABLES */
     case MSR_MTRRCAP: *val = 0x508; return 0;           /* 8 variable, fixed, WC */
     case MSR_SYSENTER_CS: *val = cpu->sysenter_cs; return 0;
     case MSR_SYSENTER_ESP: *val = cpu->sysenter_esp; return 0;
