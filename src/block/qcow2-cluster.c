@@ -383,22 +383,94 @@ static bool is_unallocated_plain(struct qcow2_state *s, uint64_t e)
     return !(e & QCOW2_OFLAG_COMPRESSED) && !(e & QCOW2_L2E_OFFSET_MASK);
 }
 
+/* ---- In-flight allocations ----------------------------------------------
+ * An allocating write prepares under s->lock (host clusters, COW fill),
+ * writes its data with the lock dropped, then links the L2 entry. While
+ * it runs, its guest clusters are listed here: anything else that would
+ * write them or change their L2 entries waits. Readers don't: until the
+ * link they see the old mapping, which stays valid. */
+
+static bool inflight_busy(struct qcow2_state *s, uint64_t start, uint64_t end)
+{
+    for (struct qcow2_inflight *f = s->inflight; f; f = f->next)
+        if (start < f->end && f->start < end)
+            return true;
+    return false;
+}
+
+void qcow2_wait_inflight(struct qcow2_state *s, uint64_t start, uint64_t end)
+{
+    start &= ~(s->cluster_size - 1);
+    while (inflight_busy(s, start, end))
+        pthread_cond_wait(&s->inflight_cond, &s->lock);
+}
+
+static void inflight_add(struct qcow2_state *s, struct qcow2_inflight *f, uint64_t start,
+                         uint64_t end)
+{
+    f->start = start;
+    f->end = end;
+    f->next = s->inflight;
+    s->inflight = f;
+}
+
+static void inflight_del(struct qcow2_state *s, struct qcow2_inflight *f)
+{
+    struct qcow2_inflight **p = &s->inflight;
+    while (*p && *p != f)
+        p = &(*p)->next;
+    if (*p)
+        *p = f->next;
+    pthread_cond_broadcast(&s->inflight_cond);
+}
+
+/* Point entries [idx, idx+k) of the L2 table for `offset` at host..,
+ * dropping whatever they pointed at before. */
+static int link_clusters(struct qcow2_state *s, uint64_t offset, uint64_t k, uint64_t host,
+                         bool set_bitmap, uint64_t bm_set, uint64_t bm_all)
+{
+    void *l2;
+    uint64_t idx;
+    int ret = qcow2_get_l2(s, offset, true, &l2, &idx);
+    if (ret < 0)
+        return ret;
+    for (uint64_t i = 0; i < k && ret == 0; i++) {
+        uint64_t h = host + (i << s->cluster_bits), old = qcow2_l2_get(s, l2, idx + i);
+        if (set_bitmap) {
+            uint64_t bm = qcow2_l2_get_bitmap(s, l2, idx + i);
+            bm = bm_all ? bm_all : ((bm | bm_set) & ~(bm_set << 32));
+            qcow2_l2_set_bitmap(s, l2, idx + i, bm);
+        }
+        qcow2_l2_set(s, l2, idx + i, h | QCOW2_OFLAG_COPIED);
+        if ((old & QCOW2_OFLAG_COMPRESSED) ||
+            ((old & QCOW2_L2E_OFFSET_MASK) && (old & QCOW2_L2E_OFFSET_MASK) != h))
+            ret = qcow2_free_l2_entry(s, old);
+    }
+    qcow2_cache_mark_dirty(&s->l2_cache, l2);
+    qcow2_cache_put(&s->l2_cache, &l2);
+    return ret;
+}
+
 /* Whole unallocated clusters in a row (standard L2 only): one host run. */
-static int64_t write_new_run(struct qcow2_state *s, void *l2, uint64_t idx, uint64_t k,
+static int64_t write_new_run(struct qcow2_state *s, uint64_t offset, uint64_t k,
                              struct qiov *q, uint64_t pos)
 {
     int64_t host = qcow2_alloc_clusters(s, k);
     if (host < 0)
         return host;
+    struct qcow2_inflight f;
+    inflight_add(s, &f, offset, offset + (k << s->cluster_bits));
+    pthread_mutex_unlock(&s->lock);
     int ret = bdev_pwritev(s->bs->file, (uint64_t)host, q->tmp,
                            slice(q, pos, k << s->cluster_bits), 0);
+    pthread_mutex_lock(&s->lock);
+    inflight_del(s, &f);
+    if (ret == 0)
+        ret = link_clusters(s, offset, k, (uint64_t)host, s->extended_l2, 0, 0xffffffffull);
     if (ret < 0) {
         qcow2_free_clusters(s, (uint64_t)host, k << s->cluster_bits);
         return ret;
     }
-    for (uint64_t i = 0; i < k; i++)
-        qcow2_l2_set(s, l2, idx + i, ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED);
-    qcow2_cache_mark_dirty(&s->l2_cache, l2);
     return (int64_t)(k << s->cluster_bits);
 }
 
@@ -413,13 +485,40 @@ static bool past_eof(struct qcow2_state *s, uint64_t host)
     return len >= 0 && host >= (uint64_t)len;
 }
 
+/* The data part of write_one_cluster (runs without s->lock). */
+static int write_cluster_data(struct qcow2_state *s, uint64_t host, uint64_t a, uint64_t in,
+                              uint64_t end, uint64_t b, uint8_t *head, uint8_t *tail,
+                              bool skip_zero_fill, struct qiov *q, uint64_t pos)
+{
+    uint64_t n = end - in;
+    if (skip_zero_fill) {
+        /* A new cluster past the end of the file reads as zeroes already:
+         * write the data alone, and extend the file over the tail. */
+        int ret = bdev_pwritev(s->bs->file, host + in, q->tmp, slice(q, pos, n), 0);
+        if (ret == 0 && tail)
+            ret = bdev_pwrite_zeroes(s->bs->file, host + end, b - end, 0);
+        return ret;
+    }
+    struct iovec *v = malloc((q->cnt + 4) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    int c = 0;
+    if (head)
+        v[c++] = (struct iovec){ head, in - a };
+    c += iov_slice(q->iov, q->cnt, pos, n, v + c, q->cnt + 2);
+    if (tail)
+        v[c++] = (struct iovec){ tail, b - end };
+    int ret = bdev_pwritev(s->bs->file, host + a, v, c, 0);
+    free(v);
+    return ret;
+}
+
 /* Allocating write of [offset, offset+n) within one cluster: fill the rest
  * of the touched (sub)clusters from the current guest view, write, then
  * point the L2 entry at the result. */
-static int write_one_cluster(struct qcow2_state *s, void *l2, uint64_t idx, uint64_t offset,
-                             uint64_t n, struct qiov *q, uint64_t pos)
+static int write_one_cluster(struct qcow2_state *s, uint64_t e, uint64_t offset, uint64_t n,
+                             struct qiov *q, uint64_t pos)
 {
-    uint64_t e = qcow2_l2_get(s, l2, idx), bm = qcow2_l2_get_bitmap(s, l2, idx);
     uint64_t cstart = offset & ~(s->cluster_size - 1), in = offset - cstart, end = in + n;
     uint64_t hostc = e & QCOW2_L2E_OFFSET_MASK, unit = unit_size(s);
     bool full_cow = (e & QCOW2_OFLAG_COMPRESSED) || (hostc && !(e & QCOW2_OFLAG_COPIED));
@@ -446,77 +545,55 @@ static int write_one_cluster(struct qcow2_state *s, void *l2, uint64_t idx, uint
         ret = qcow2_read_locked(s, cstart + a, head, in - a);
     if (ret == 0 && tail)
         ret = qcow2_read_locked(s, cstart + end, tail, b - end);
-    if (ret == 0 && fresh && fill_is_zero(head, in - a, tail, b - end) && past_eof(s, host)) {
-        /* A new cluster past the end of the file reads as zeroes already:
-         * write the data alone, and extend the file over the tail. */
-        ret = bdev_pwritev(s->bs->file, host + in, q->tmp, slice(q, pos, n), 0);
-        if (ret == 0 && tail)
-            ret = bdev_pwrite_zeroes(s->bs->file, host + end, b - end, 0);
-    } else if (ret == 0) {
-        struct iovec *v = malloc((q->cnt + 4) * sizeof(*v));
-        int c = 0;
-        if (!v) {
-            ret = -ENOMEM;
-        } else {
-            if (head)
-                v[c++] = (struct iovec){ head, in - a };
-            c += iov_slice(q->iov, q->cnt, pos, n, v + c, q->cnt + 2);
-            if (tail)
-                v[c++] = (struct iovec){ tail, b - end };
-            ret = bdev_pwritev(s->bs->file, host + a, v, c, 0);
-            free(v);
-        }
+    if (ret == 0) {
+        bool skip = fresh && fill_is_zero(head, in - a, tail, b - end) && past_eof(s, host);
+        struct qcow2_inflight f;
+        inflight_add(s, &f, cstart, cstart + s->cluster_size);
+        pthread_mutex_unlock(&s->lock);
+        ret = write_cluster_data(s, host, a, in, end, b, head, tail, skip, q, pos);
+        pthread_mutex_lock(&s->lock);
+        inflight_del(s, &f);
     }
     free(head);
     free(tail);
-    if (ret < 0) {
-        if (fresh)
-            qcow2_free_clusters(s, host, s->cluster_size);
-        return ret;
-    }
-    if (s->extended_l2) {
-        uint32_t mask = 0;
-        for (uint64_t u = a / unit; u < b / unit; u++)
-            mask |= 1u << u;
-        bm = full_cow ? 0xffffffffull : ((bm | mask) & ~((uint64_t)mask << 32));
-        qcow2_l2_set_bitmap(s, l2, idx, bm);
-    }
-    qcow2_l2_set(s, l2, idx, host | QCOW2_OFLAG_COPIED);
-    qcow2_cache_mark_dirty(&s->l2_cache, l2);
-    if (full_cow)
-        return qcow2_free_l2_entry(s, e);
-    return 0;
+    uint64_t mask = 0;
+    for (uint64_t u = a / unit; u < b / unit && s->extended_l2; u++)
+        mask |= 1ull << u;
+    if (ret == 0)
+        ret = link_clusters(s, cstart, 1, host, s->extended_l2, mask,
+                            full_cow ? 0xffffffffull : 0);
+    if (ret < 0 && fresh)
+        qcow2_free_clusters(s, host, s->cluster_size);
+    return ret;
 }
 
 /* Allocating part of a write: handles a prefix of [offset, offset+bytes)
- * within one L2 table; returns the bytes done. */
+ * within one L2 table; returns the bytes done. Drops s->lock meanwhile. */
 static int64_t write_alloc(struct qcow2_state *s, uint64_t offset, uint64_t bytes,
                            struct qiov *q, uint64_t pos)
 {
     void *l2;
-    uint64_t idx;
+    uint64_t idx, k = 0, in = qcow2_offset_in_cluster(s, offset);
     int ret = qcow2_get_l2(s, offset, true, &l2, &idx);
     if (ret < 0)
         return ret;
-    int64_t done;
-    uint64_t in = qcow2_offset_in_cluster(s, offset);
-    if (!s->extended_l2 && in == 0 && bytes >= s->cluster_size &&
-        is_unallocated_plain(s, qcow2_l2_get(s, l2, idx))) {
-        uint64_t k = 1, maxk = bytes >> s->cluster_bits;
+    uint64_t e = qcow2_l2_get(s, l2, idx);
+    if (!s->extended_l2 && in == 0 && bytes >= s->cluster_size && is_unallocated_plain(s, e)) {
+        uint64_t maxk = bytes >> s->cluster_bits;
         if (maxk > s->l2_size - idx)
             maxk = s->l2_size - idx;
         if (maxk > qcow2_max_alloc_run(s))
             maxk = qcow2_max_alloc_run(s);
+        k = 1;
         while (k < maxk && is_unallocated_plain(s, qcow2_l2_get(s, l2, idx + k)))
             k++;
-        done = write_new_run(s, l2, idx, k, q, pos);
-    } else {
-        uint64_t n = s->cluster_size - in < bytes ? s->cluster_size - in : bytes;
-        ret = write_one_cluster(s, l2, idx, offset, n, q, pos);
-        done = ret < 0 ? ret : (int64_t)n;
     }
     qcow2_cache_put(&s->l2_cache, &l2);
-    return done;
+    if (k)
+        return write_new_run(s, offset, k, q, pos);
+    uint64_t n = s->cluster_size - in < bytes ? s->cluster_size - in : bytes;
+    ret = write_one_cluster(s, e, offset, n, q, pos);
+    return ret < 0 ? ret : (int64_t)n;
 }
 
 static int check_writable(struct qcow2_state *s)
@@ -549,6 +626,7 @@ int qcow2_co_pwritev(struct bdev *bs, uint64_t offset, const struct iovec *iov, 
         uint64_t n = bytes - pos, host;
         enum qcow2_cluster_type t;
         bool copied;
+        qcow2_wait_inflight(s, offset + pos, offset + bytes);
         ret = map_range(s, offset + pos, &n, &host, &t, &copied);
         if (ret < 0)
             break;
@@ -598,6 +676,7 @@ static int zero_clusters(struct qcow2_state *s, uint64_t offset, uint64_t bytes,
 {
     void *l2;
     uint64_t idx;
+    qcow2_wait_inflight(s, offset, offset + bytes);
     int ret = qcow2_get_l2(s, offset, true, &l2, &idx);
     if (ret < 0)
         return ret;
@@ -657,6 +736,7 @@ static int write_zero_buf(struct qcow2_state *s, uint64_t offset, uint64_t bytes
             uint64_t m = n - done, host;
             enum qcow2_cluster_type t;
             bool copied;
+            qcow2_wait_inflight(s, offset + pos + done, offset + pos + n);
             ret = map_range(s, offset + pos + done, &m, &host, &t, &copied);
             if (ret < 0)
                 break;

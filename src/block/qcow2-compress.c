@@ -114,6 +114,7 @@ static int store_compressed(struct qcow2_state *s, uint64_t offset, const void *
 {
     void *l2;
     uint64_t idx;
+    qcow2_wait_inflight(s, offset, offset + s->cluster_size);
     int ret = qcow2_get_l2(s, offset, true, &l2, &idx);
     if (ret < 0)
         return ret;

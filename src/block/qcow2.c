@@ -411,6 +411,7 @@ static void free_state(struct qcow2_state *s)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_rwlock_destroy(&s->io_lock);
+    pthread_cond_destroy(&s->inflight_cond);
 }
 
 static int open_metadata(struct qcow2_state *s, const uint8_t *buf, size_t buflen,
@@ -470,6 +471,7 @@ static int qcow2_open(struct bdev *bs, const struct bdev_open_opts *o, struct er
     s->bs = bs;
     pthread_mutex_init(&s->lock, NULL);
     pthread_rwlock_init(&s->io_lock, NULL);
+    pthread_cond_init(&s->inflight_cond, NULL);
     s->read_only = bs->read_only;
     int64_t flen = bdev_getlength(bs->file);
     memset(hb, 0, sizeof(hb));
@@ -718,6 +720,7 @@ static int qcow2_truncate(struct bdev *bs, uint64_t size, bool do_shrink, const 
     if (s->hdr.nb_snapshots && s->hdr.version < 3)
         return error_set(err, -ENOTSUP, "Can't resize a v2 image which has snapshots");
     pthread_mutex_lock(&s->lock);
+    qcow2_wait_inflight(s, 0, UINT64_MAX);
     int ret = 0;
     if (s->lazy_refcounts && !s->dirty_on_disk)
         ret = qcow2_mark_dirty(s);
@@ -792,6 +795,7 @@ static int qcow2_make_empty(struct bdev *bs)
 {
     struct qcow2_state *s = qcow2_state(bs);
     pthread_mutex_lock(&s->lock);
+    qcow2_wait_inflight(s, 0, UINT64_MAX);
     int ret = qcow2_discard_range(s, 0, qcow2_align_up(s, s->hdr.size), false);
     if (ret == 0)
         ret = qcow2_flush_metadata(s);

@@ -209,6 +209,10 @@ struct qcow2_state {
     struct qcow2_pending_free { uint64_t offset, bytes; } *pending;
     int n_pending, cap_pending;
 
+    /* Allocating writes whose data is being written with `lock` dropped. */
+    struct qcow2_inflight { uint64_t start, end; struct qcow2_inflight *next; } *inflight;
+    pthread_cond_t inflight_cond;
+
     /* Compressed writes are packed into a partly used host cluster. */
     uint64_t free_byte_offset;     /* 0 if none */
 
@@ -327,6 +331,10 @@ enum qcow2_cluster_type qcow2_cluster_type(struct qcow2_state *s, uint64_t l2_en
  * all sharing that type and contiguous on the host). */
 int qcow2_get_host_offset(struct qcow2_state *s, uint64_t offset, uint64_t *bytes,
                           uint64_t *host, enum qcow2_cluster_type *type);
+/* Wait (dropping s->lock) until no allocating write is in flight for guest
+ * bytes [start, end); whoever changes L2 entries of a range calls this first
+ * (UINT64_MAX as end to drain everything, e.g. before snapshot operations). */
+void qcow2_wait_inflight(struct qcow2_state *s, uint64_t start, uint64_t end);
 /* Write the L1 entry `idx` from s->l1_table to disk. */
 int qcow2_write_l1_entry(struct qcow2_state *s, uint64_t idx);
 /* Grow the active L1 table to at least min_size entries. */

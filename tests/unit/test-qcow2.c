@@ -250,6 +250,80 @@ static void test_concurrent(void **st)
     bdev_close(bs);
 }
 
+/* Threads own interleaved 1 KiB slots of the same clusters: allocating
+ * writes of one must never fill another's slot with stale data. */
+struct slotter {
+    struct bdev *bs;
+    int id;
+    uint8_t last[256];
+};
+
+static void *slot_writer(void *opaque)
+{
+    struct slotter *w = opaque;
+    uint64_t x = 7 + w->id;
+    uint8_t buf[1024], out[1024];
+    for (int i = 0; i < 400; i++) {
+        int slot = (int)(rnd(&x) % 64) * 4 + w->id;
+        uint8_t pat = (uint8_t)(1 + rnd(&x) % 250);
+        memset(buf, pat, sizeof(buf));
+        if (bdev_pwrite(w->bs, (uint64_t)slot * 1024, buf, sizeof(buf), 0) < 0)
+            return (void *)1;
+        w->last[slot] = pat;
+        int check = (int)(rnd(&x) % 64) * 4 + w->id;
+        if (bdev_pread(w->bs, (uint64_t)check * 1024, out, sizeof(out)) < 0)
+            return (void *)1;
+        for (int j = 0; j < 1024; j++)
+            if (out[j] != w->last[check])
+                return (void *)2;
+    }
+    return NULL;
+}
+
+static void shared_clusters(const char *o, bool backing)
+{
+    struct bdev *bs;
+    if (backing) {
+        struct bdev *base = create_open("sb.qcow2", 256 * KiB, NULL, BDEV_O_RDWR);
+        assert_int_equal(bdev_pwrite_zeroes(base, 0, 256 * KiB, 0), 0);
+        bdev_close(base);
+        char opt[200];
+        snprintf(opt, sizeof(opt), "%s%sbacking_file=sb.qcow2,backing_fmt=qcow2", o ? o : "",
+                 o ? "," : "");
+        bs = create_open("s.qcow2", 256 * KiB, opt, BDEV_O_RDWR);
+    } else {
+        bs = create_open("s.qcow2", 256 * KiB, o, BDEV_O_RDWR);
+    }
+    pthread_t t[4];
+    struct slotter w[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].bs = bs;
+        w[i].id = i;
+        pthread_create(&t[i], NULL, slot_writer, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_null(r);
+    }
+    uint8_t out[1024];
+    for (int slot = 0; slot < 256; slot++) {
+        assert_int_equal(bdev_pread(bs, (uint64_t)slot * 1024, out, 1024), 0);
+        for (int j = 0; j < 1024; j++)
+            assert_int_equal(out[j], w[slot % 4].last[slot]);
+    }
+    audit(bs);
+    bdev_close(bs);
+}
+
+static void test_shared_clusters(void **st)
+{
+    shared_clusters(NULL, false);
+    shared_clusters("extended_l2=on,cluster_size=64k", true);
+    shared_clusters("compat=0.10,cluster_size=16k", true);
+}
+
 /* ---- resize and info ------------------------------------------------------------ */
 
 static void test_resize(void **st)
@@ -281,7 +355,8 @@ int main(void)
         cmocka_unit_test(test_random_rc1),     cmocka_unit_test(test_random_v2),
         cmocka_unit_test(test_random_extl2),   cmocka_unit_test(test_random_zstd),
         cmocka_unit_test(test_random_lazy),    cmocka_unit_test(test_backing),
-        cmocka_unit_test(test_concurrent),     cmocka_unit_test(test_resize),
+        cmocka_unit_test(test_concurrent),     cmocka_unit_test(test_shared_clusters),
+        cmocka_unit_test(test_resize),
     };
     return cmocka_run_group_tests(tests, bt_setup, bt_teardown);
 }
