@@ -256,13 +256,34 @@ static void mon_banner(struct monitor *mon)
     mon->banner_shown = true;
 }
 
+/* Replace the line being edited with a history entry (dir -1 older, +1 newer). */
+static void mon_history(struct monitor *mon, int dir)
+{
+    int oldest = mon->hist_n > 16 ? mon->hist_n - 16 : 0;
+    int pos = mon->hist_pos + dir;
+    if (pos < oldest || pos > mon->hist_n)
+        return;
+    mon->hist_pos = pos;
+    while (mon->len > 0) {
+        mon->len--;
+        mon_printf(mon, "\b \b");
+    }
+    if (pos == mon->hist_n)
+        return;             /* past the newest: an empty line */
+    mon->len = snprintf(mon->line, sizeof(mon->line), "%s", mon->hist[pos % 16]);
+    chardev_write(mon->chr, (const uint8_t *)mon->line, mon->len);
+}
+
 static void mon_key(struct monitor *mon, uint8_t c)
 {
-    if (mon->esc) {             /* ESC [ ... final byte: arrow keys etc., ignored */
-        if (mon->esc == 1)
+    if (mon->esc) {             /* ESC [ x: up/down walk the history, others ignored */
+        if (mon->esc == 1) {
             mon->esc = (c == '[' || c == 'O') ? 2 : 0;
-        else if (c >= 0x40 && c <= 0x7E)
+        } else if (c >= 0x40 && c <= 0x7E) {
             mon->esc = 0;
+            if (c == 'A' || c == 'B')
+                mon_history(mon, c == 'A' ? -1 : 1);
+        }
         return;
     }
     if (c == '\n' && mon->last_cr) {
@@ -275,6 +296,11 @@ static void mon_key(struct monitor *mon, uint8_t c)
         mon_printf(mon, "\n");
         mon->line[mon->len] = 0;
         mon->len = 0;
+        if (mon->line[0]) {
+            snprintf(mon->hist[mon->hist_n % 16], sizeof(mon->hist[0]), "%s", mon->line);
+            mon->hist_n++;
+        }
+        mon->hist_pos = mon->hist_n;
         mon_execute(mon, mon->line);
         mon_prompt(mon);
         return;

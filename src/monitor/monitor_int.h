@@ -43,6 +43,8 @@ struct monitor {
     int len;
     bool last_cr;               /* swallow the \n of a \r\n */
     int esc;                    /* inside an escape sequence (arrow keys) */
+    char hist[16][256];         /* recent lines, newest at (hist_n - 1) % 16 */
+    int hist_n, hist_pos;       /* lines stored; up/down position */
     bool focused, banner_shown;
     bool prelaunch;             /* -S and never continued */
     int cpu;                    /* current CPU for info registers, x */

@@ -35,11 +35,12 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$QUOKKA" "${BASE[@]}" -monitor "tcp:127.0.0.1:$port,server,nowait" 2>"$T/err2" &
 pid=$!
 $HMP "tcp:127.0.0.1:$port" "system_reset" "info status" >"$T/h2"
-$HMP "tcp:127.0.0.1:$port" "info version" "quit" >"$T/h3"
+$HMP "tcp:127.0.0.1:$port" "info version" $'\e[A' "quit" >"$T/h3"
 wait $pid; rc=$?
 check_eq "tcp monitor quit exits 0" 0 "$rc"
 grep -q "^VM status: paused" "$T/h2" && ok "tcp monitor answers" || not_ok "tcp monitor answers"
 grep -q "^Quokka .* monitor" "$T/h3" && grep -q "^[0-9]\+\.[0-9]" "$T/h3" && ok "second tcp peer gets a monitor" || not_ok "second tcp peer gets a monitor"
+check_eq "up arrow repeats the last command" 2 "$(grep -c "^[0-9]\+\.[0-9]" "$T/h3")"
 
 # 3. -chardev + -mon, and SIGTERM: exit 0 with a message.
 "$QUOKKA" "${BASE[@]}" -chardev "socket,id=mon0,path=$T/c.sock,server=on,wait=off" \
