@@ -236,6 +236,8 @@ static void div_op(struct x86_cpu *cpu, const struct x86_insn *in, bool sign, ui
     if (sign) {
         int64_t sn = (int64_t)(n << (64 - 2 * bits)) >> (64 - 2 * bits);
         int64_t sd = (int64_t)sext(d, size);
+        if (sd == -1 && sn == INT64_MIN)     /* would trap the host too */
+            x86_raise_noerr(cpu, X86_EXC_DE);
         int64_t sq = sn / sd, sr = sn % sd;
         int64_t lim = 1ll << (bits - 1);
         if (sq >= lim || sq < -lim)
