@@ -70,4 +70,11 @@ same_output "rebase -u without -F" "$Q" rebase -u -b x.qcow2 q/top.qcow2 -- \
     "$QEMU_IMG" rebase -u -b x.qcow2 r/top.qcow2
 SAME_SED='s|r/|q/|g' same_output "info --backing-chain after rebase" "$Q" info --backing-chain q/top.qcow2 -- \
     "$QEMU_IMG" info --backing-chain r/top.qcow2
+
+# a backing file that is gone: info still works, the chain and check fail alike
+"$QEMU_IMG" create -q -f qcow2 -u -b gone.qcow2 -F qcow2 orphan.qcow2 1G
+same_output "info on an orphan" "$Q" info orphan.qcow2 -- "$QEMU_IMG" info orphan.qcow2
+same_output "info --backing-chain names the missing file" "$Q" info --backing-chain orphan.qcow2 -- \
+    "$QEMU_IMG" info --backing-chain orphan.qcow2
+same_output "check on an orphan" "$Q" check orphan.qcow2 -- "$QEMU_IMG" check orphan.qcow2
 done_testing

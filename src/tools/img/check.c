@@ -69,7 +69,7 @@ int img_check(int argc, char **argv)
         { "force-share", no_argument, NULL, 'U' }, { NULL, 0, NULL, 0 }
     };
     const char *fmt = NULL;
-    int ofmt = OFMT_HUMAN, flags = BDEV_O_CHECK | BDEV_O_NO_BACKING, fix = 0, c;
+    int ofmt = OFMT_HUMAN, flags = BDEV_O_CHECK, fix = 0, c;
     bool quiet = false;
     while ((c = getopt_long(argc, argv, ":hf:r:T:qU", longopts, NULL)) != -1) {
         switch (c) {

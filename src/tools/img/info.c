@@ -176,14 +176,37 @@ int img_info(int argc, char **argv)
     if (optind != argc - 1)
         return img_usage_error("Expecting one image file name");
     const char *filename = argv[optind];
-    struct bdev *top = img_open(filename, fmt, flags | (chain ? 0 : BDEV_O_NO_BACKING), false);
-    if (!top)
-        return 1;
+    /* Like qemu-img, open each image of the chain on its own, so a missing
+     * backing file is reported under its own name. */
     struct json_object *list = json_object_new_array();
-    const char *name = filename;
-    for (struct bdev *bs = top; bs; bs = chain ? bdev_backing(bs) : NULL) {
+    char *name = strdup(filename), *next_fmt = fmt ? strdup(fmt) : NULL;
+    int status = 0;
+    for (int depth = 0; name; depth++) {
+        if (depth > 256) {
+            error_report("Backing file '%s' creates an infinite loop.", name);
+            status = 1;
+            break;
+        }
+        struct bdev *bs = img_open(name, next_fmt, flags | BDEV_O_NO_BACKING, false);
+        if (!bs) {
+            status = 1;
+            break;
+        }
         json_object_array_add(list, image_info(bs, name));
-        name = bs->backing ? bdev_filename(bs->backing) : NULL;
+        const char *bf = bdev_backing_filename(bs);
+        char *next = chain && bf && *bf ? img_full_backing_name(name, bf) : NULL;
+        free(next_fmt);
+        next_fmt = next && bs->backing_format && *bs->backing_format ?
+                   strdup(bs->backing_format) : NULL;
+        bdev_close(bs);
+        free(name);
+        name = next;
+    }
+    free(name);
+    free(next_fmt);
+    if (status) {
+        json_object_put(list);
+        return status;
     }
     if (ofmt == OFMT_JSON) {
         qjson_print(stdout, chain ? list : json_object_array_get_idx(list, 0));
@@ -195,6 +218,5 @@ int img_info(int argc, char **argv)
         }
     }
     json_object_put(list);
-    bdev_close(top);
     return 0;
 }
