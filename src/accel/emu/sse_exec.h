@@ -55,13 +55,21 @@ static inline void sse_put_mem(struct x86_cpu *cpu, const struct x86_insn *in, c
 }
 
 /* Merge flags raised by an SSE float op into MXCSR; #XM (or #UD without
- * CR4.OSXMMEXCPT) if any is unmasked, before the destination is written. */
+ * CR4.OSXMMEXCPT) if any is unmasked, before the destination is written.
+ * An unmasked pre-computation exception (#I, #D, #Z) stops the operation
+ * before the result exists: only those flags are recorded then. */
 static inline void sse_fp_commit(struct x86_cpu *cpu, unsigned flags)
 {
     uint32_t mx = cpu->fpu.mxcsr;
+    unsigned unmasked = flags & ~(mx >> MXCSR_MASK_SHIFT) & MXCSR_FLAGS;
+    if (X86_LIKELY(!unmasked)) {
+        cpu->fpu.mxcsr = mx | flags;
+        return;
+    }
+    if (unmasked & (MXCSR_IE | MXCSR_DE | MXCSR_ZE))
+        flags &= MXCSR_IE | MXCSR_DE | MXCSR_ZE;
     cpu->fpu.mxcsr = mx | flags;
-    if (X86_UNLIKELY(flags & ~(mx >> MXCSR_MASK_SHIFT) & MXCSR_FLAGS))
-        x86_raise_noerr(cpu, (cpu->cr4 & X86_CR4_OSXMMEXCPT) ? X86_EXC_XM : X86_EXC_UD);
+    x86_raise_noerr(cpu, (cpu->cr4 & X86_CR4_OSXMMEXCPT) ? X86_EXC_XM : X86_EXC_UD);
 }
 
 /* ---- MMX ---- */

@@ -495,7 +495,7 @@ void sse_pclmulqdq(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm)
 uint32_t sse_pmovmskb(const x86_xmm *s, unsigned n)
 {
     uint32_t m = 0;
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n && i < 16; i++)
         m |= (uint32_t)(s->b[i] >> 7) << i;
     return m;
 }
