@@ -19,6 +19,7 @@ enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_CM
 #define LVT_LEVEL (1u << 15)
 #define SVR_ENABLE (1u << 8)
 #define ESR_ILLEGAL_VECTOR (1u << 6)
+#define APIC_TIMER_BACKLOG_MAX 256   /* about a second of HZ=250 ticks */
 
 struct apic {
     struct apic_bus *bus;
@@ -31,7 +32,8 @@ struct apic {
     uint32_t lvt[LVT_N];
     uint32_t isr[8], tmr[8], irr[8];
     uint32_t tmict;
-    int64_t t_load;               /* when the timer count was loaded */
+    int64_t t_load;               /* start of the current timer period */
+    uint32_t timer_backlog;       /* periodic ticks not yet delivered */
     struct timer *timer;
 };
 
@@ -127,12 +129,16 @@ int apic_ack(struct apic *a)
     return -1;
 }
 
+static void apic_timer_inject(struct apic *a);
+
 static void apic_eoi(struct apic *a)
 {
     int v = vhighest(a->isr);
     if (v < 0)
         return;
     vclr(a->isr, v);
+    if (v == (int)(a->lvt[LVT_TIMER] & 0xff))
+        apic_timer_inject(a);
     if (vtest(a->tmr, v)) {
         vclr(a->tmr, v);
         if (a->bus->eoi)
@@ -175,20 +181,41 @@ static void apic_timer_arm(struct apic *a)
     timer_mod(a->timer, a->t_load + (int64_t)a->tmict * apic_tick_ns(a));
 }
 
+/* Periodic ticks the guest could not take (its vCPU was descheduled, or
+ * the previous tick was still pending) are kept and delivered one per
+ * EOI, as KVM does: a guest counting jiffies by ticks then keeps time, and
+ * Linux does not judge the TSC unstable against a lagging jiffies. */
+static void apic_timer_inject(struct apic *a)
+{
+    uint8_t v = a->lvt[LVT_TIMER] & 0xff;
+    if (!a->timer_backlog || (a->lvt[LVT_TIMER] & LVT_MASKED) || vtest(a->irr, v) ||
+        vtest(a->isr, v))
+        return;
+    a->timer_backlog--;
+    apic_set_irq(a, v, false);
+}
+
 static void apic_timer_cb(void *opaque)
 {
     struct apic *a = opaque;
     uint32_t lvt = a->lvt[LVT_TIMER];
-    if (!(lvt & LVT_MASKED))
-        apic_set_irq(a, lvt & 0xff, false);
-    if (apic_periodic(a) && a->tmict) {
-        int64_t period = (int64_t)a->tmict * apic_tick_ns(a);
-        a->t_load += period;
-        int64_t now = clock_ns();
-        if (a->t_load + period < now)             /* far behind: drop lost ticks */
-            a->t_load = now - (now - a->t_load) % period;
-        apic_timer_arm(a);
+    if (!apic_periodic(a) || !a->tmict) {
+        if (!(lvt & LVT_MASKED))
+            apic_set_irq(a, lvt & 0xff, false);
+        return;
     }
+    int64_t period = (int64_t)a->tmict * apic_tick_ns(a);
+    int64_t n = (clock_ns() - a->t_load) / period;
+    if (n < 1)
+        n = 1;
+    a->t_load += n * period;
+    if (!(lvt & LVT_MASKED)) {
+        a->timer_backlog += n;
+        if (a->timer_backlog > APIC_TIMER_BACKLOG_MAX)
+            a->timer_backlog = APIC_TIMER_BACKLOG_MAX;
+        apic_timer_inject(a);
+    }
+    apic_timer_arm(a);
 }
 
 /* ---- delivery ---- */
@@ -334,6 +361,7 @@ static void apic_write_lvt(struct apic *a, int i, uint32_t val)
     a->lvt[i] = val & mask[i];
     if (i == LVT_TIMER && ((old ^ a->lvt[i]) & (3 << 17))) {
         a->tmict = 0;                            /* mode change stops the timer */
+        a->timer_backlog = 0;
         apic_timer_arm(a);
     }
     if (i == LVT_LINT0 && a->bus->pic_ack && apic_takes_extint(a) &&
@@ -367,6 +395,7 @@ void apic_mmio_write(struct apic *a, uint32_t off, uint32_t val)
         break;
     case R_TMICT:
         a->tmict = val;
+        a->timer_backlog = 0;
         a->t_load = clock_ns();
         apic_timer_arm(a);
         break;
@@ -424,6 +453,7 @@ void apic_reset(struct apic *a, bool bsp)
     memset(a->tmr, 0, sizeof(a->tmr));
     memset(a->irr, 0, sizeof(a->irr));
     a->tmict = 0;
+    a->timer_backlog = 0;
     timer_del(a->timer);
 }
 
