@@ -62,6 +62,23 @@ for compat in 1.1 0.10; do
     rm -f "$I"
 done
 
+# A broken snapshot table fails the open with the problem named.
+POKE="python3 $TOP/tests/qcow2meta/qcow2poke.py"
+qemu-img create -q -f qcow2 "$T/b.qcow2" 1M
+qemu-img snapshot -c s "$T/b.qcow2"
+cp "$T/b.qcow2" "$T/q.qcow2"; cp "$T/b.qcow2" "$T/o.qcow2"
+$POKE "$T/q.qcow2" set 'sn[0].extra' 5000 >/dev/null; $POKE "$T/o.qcow2" set 'sn[0].extra' 5000 >/dev/null
+both "open: too much extra data" snapshot -l @
+cp "$T/b.qcow2" "$T/q.qcow2"; cp "$T/b.qcow2" "$T/o.qcow2"
+$POKE "$T/q.qcow2" set hdr.snapshots_offset '|0x100' >/dev/null
+$POKE "$T/o.qcow2" set hdr.snapshots_offset '|0x100' >/dev/null
+both "open: table offset unaligned" snapshot -l @
+$POKE "$T/b.qcow2" set hdr.nb_snapshots 9 >/dev/null
+"$QUOKKA_IMG" snapshot -l "$T/b.qcow2" >"$T/out" 2>&1
+check_eq "open: table past the end of the file" \
+    "quokka-img: Could not open '$T/b.qcow2': Snapshot table exceeds the end of the file (offset 0x50000, 9 entries)" \
+    "$(cat "$T/out")"
+
 # A snapshot brings back its own virtual size (v3).
 I=$T/size.qcow2
 qemu-img create -q -f qcow2 "$I" 1M
