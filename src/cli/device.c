@@ -38,6 +38,6 @@ int cli_opt_device(struct cli *c, const char *arg, struct error *err)
     struct pci_board_config *b = c->cfg.pci;
     if (b->n_devices == PCI_BOARD_MAX_DEVICES)
         return error_set(err, -ENOSPC, "too many -device options");
-    b->devices[b->n_devices++] = strdup(arg);
+    b->devices[b->n_devices++] = (struct device_config){ strdup(arg), -1 };
     return 0;
 }

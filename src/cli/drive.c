@@ -95,15 +95,29 @@ static int parse_common(struct opts *o, struct drive_config *d, struct error *er
     return 0;
 }
 
+/* The drive is complete: count it, and give an if=virtio one its device
+ * at this point of the command line. */
+static int commit_drive(struct cli *c, struct drive_config *d, struct error *err)
+{
+    struct pci_board_config *b = c->cfg.pci;
+    if (d->iface == DRIVE_IF_VIRTIO) {
+        if (b->n_devices == PCI_BOARD_MAX_DEVICES)
+            return error_set(err, -ENOSPC, "too many devices");
+        b->devices[b->n_devices++] = (struct device_config){ NULL, b->n_drives };
+    }
+    b->n_drives++;
+    return 0;
+}
+
 static int finish_drive(struct cli *c, struct opts *o, struct drive_config *d, struct error *err)
 {
     int r = opts_check_unused(o, err);
     if (!r && !d->file)
         r = error_set(err, -EINVAL, "A block device must be specified for \"file\"");
-    if (!r) {
-        c->cfg.pci->n_drives++;
+    if (!r)
+        r = commit_drive(c, d, err);
+    if (!r)
         return 0;
-    }
     free(d->spec);
     free(d->id);
     free(d->file);
@@ -160,8 +174,7 @@ static int add_hd(struct cli *c, const char *opt, const char *file, struct error
         return -ENOMEM;
     d->iface = DRIVE_IF_VIRTIO;
     d->file = strdup(file);
-    c->cfg.pci->n_drives++;
-    return 0;
+    return commit_drive(c, d, err);
 }
 
 int cli_opt_hda(struct cli *c, const char *arg, struct error *err) { return add_hd(c, "-hda", arg, err); }

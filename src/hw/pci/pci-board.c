@@ -202,14 +202,15 @@ static int create_port(struct model_ctx *c, bool console, struct error *err)
 {
     const char *chr = opts_get(c->o, "chardev"), *name = opts_get(c->o, "name");
     const char *bus = opts_get(c->o, "bus");
-    uint64_t nr;
-    int r = get_uint(c->o, "nr", UINT32_MAX, 31, &nr, err);
+    uint64_t nr = 0;
+    bool has_nr = opts_get(c->o, "nr") != NULL;
+    int r = has_nr ? get_uint(c->o, "nr", 0, 30, &nr, err) : 0;
     if (!r)
         r = opts_check_unused(c->o, err);
     if (r)
         return r;
     return virtio_serial_add_port(c->bus, bus, c->id, chr, name, console,
-                                  nr == UINT32_MAX ? -1 : (int)nr, err);
+                                  has_nr ? (int)nr : -1, err);
 }
 
 static int create_console(struct model_ctx *c, struct error *err) { return create_port(c, true, err); }
@@ -306,33 +307,42 @@ static int create_device(struct pci_bus *bus, struct mainloop *ml, struct pci_bo
     return r;
 }
 
+static int create_drive_device(struct pci_bus *bus, struct mainloop *ml,
+                               struct pci_board_config *cfg, struct drive_config *dc,
+                               struct error *err)
+{
+    struct model_ctx c = { bus, ml, cfg, NULL, -1, NULL };
+    struct virtio_blk_conf conf = { .num_queues = 1, .queue_size = 256,
+                                    .logical_block_size = 512, .physical_block_size = 512 };
+    dc->claimed = true;
+    int r = blk_open(&c, dc, false, &conf, err);
+    if (r < 0)
+        error_prepend(err, "%s: ", dc->spec);
+    return r;
+}
+
 int pci_board_populate(struct pci_bus *bus, struct mainloop *ml, struct pci_board_config *cfg,
                        struct error *err)
 {
     if (!cfg)
         return 0;
-    for (int i = 0; i < cfg->n_drives; i++) {
-        struct drive_config *dc = &cfg->drives[i];
+    for (int i = 0; i < cfg->n_drives; i++)
         if (cfg->snapshot)
-            dc->snapshot = true;
-        if (dc->iface != DRIVE_IF_VIRTIO)
-            continue;
-        struct model_ctx c = { bus, ml, cfg, NULL, -1, NULL };
-        struct virtio_blk_conf conf = { .num_queues = 1, .queue_size = 256,
-                                        .logical_block_size = 512, .physical_block_size = 512 };
-        dc->claimed = true;
-        int r = blk_open(&c, dc, false, &conf, err);
-        if (r < 0) {
-            error_prepend(err, "%s: ", dc->spec);
-            return r;
-        }
-    }
+            cfg->drives[i].snapshot = true;
     for (int i = 0; i < cfg->n_devices; i++) {
-        int r = create_device(bus, ml, cfg, cfg->devices[i], err);
-        if (r < 0) {
-            error_prepend(err, "-device %s: ", cfg->devices[i]);
-            return r;
+        struct device_config *dv = &cfg->devices[i];
+        int r;
+        if (!dv->spec) {
+            if (dv->drive < 0 || dv->drive >= cfg->n_drives)
+                continue;
+            r = create_drive_device(bus, ml, cfg, &cfg->drives[dv->drive], err);
+        } else {
+            r = create_device(bus, ml, cfg, dv->spec, err);
+            if (r < 0)
+                error_prepend(err, "-device %s: ", dv->spec);
         }
+        if (r < 0)
+            return r;
     }
     for (int i = 0; i < cfg->n_drives; i++)
         if (!cfg->drives[i].claimed)

@@ -28,16 +28,23 @@ struct drive_config {
 #define PCI_BOARD_MAX_DRIVES 32
 #define PCI_BOARD_MAX_DEVICES 64
 
+/* One PCI device to create, in command-line order (which is the guest's
+ * enumeration order, so if=virtio drives and -device interleave as given). */
+struct device_config {
+    char *spec;                   /* -device option string, or NULL for: */
+    int drive;                    /* the if=virtio drive at this index */
+};
+
 struct pci_board_config {
     struct drive_config drives[PCI_BOARD_MAX_DRIVES];
     int n_drives;
-    char *devices[PCI_BOARD_MAX_DEVICES];   /* -device option strings, in order */
+    struct device_config devices[PCI_BOARD_MAX_DEVICES];
     int n_devices;
     bool snapshot;                /* -snapshot: every drive snapshot=on */
 };
 
-/* Create the devices: if=virtio drives first (in order), then -device
- * in order. Errors name the option that asked for the device. */
+/* Create the devices in order. Errors name the option that asked for the
+ * device (the -drive for if=virtio disks). */
 int pci_board_populate(struct pci_bus *bus, struct mainloop *ml, struct pci_board_config *cfg,
                        struct error *err);
 

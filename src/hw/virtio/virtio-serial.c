@@ -127,11 +127,13 @@ static void ctrl_out(struct vser *s)
     struct virtq *vq = &s->vd.vq[3];
     do {
         while (virtq_pop(vq, &s->elem) > 0) {
+            /* Hand the buffer back first: handling reuses s->elem for replies. */
             uint8_t b[8];
-            if (iov_to_buf(s->elem.iov, s->elem.out_num, 0, b, 8) == 8)
-                ctrl_handle(s, b);
+            bool whole = iov_to_buf(s->elem.iov, s->elem.out_num, 0, b, 8) == 8;
             virtq_push(vq, &s->elem, 0);
             virtq_notify(vq);
+            if (whole)
+                ctrl_handle(s, b);
         }
     } while (virtq_enable_notify(vq));
 }
