@@ -4,7 +4,8 @@
 #   build/guest/vmlinuz        the kernel (bzImage)
 #   build/guest/initrd.gz      cpio (newc, gzip) initramfs
 # The initramfs /init mounts proc, sys and dev, loads the virtio modules
-# (block, net, console, rng: they are modules in Debian's kernel), then
+# (block, net, console, rng, and ext4 for the disk tests: they are modules in
+# Debian's kernel), then
 # runs the command given on the kernel command line and powers off:
 #   quokka.cmd=<base64 of a shell command>    run it with sh -c, print
 #                                             "quokka: exit status N", poweroff -f
@@ -16,7 +17,7 @@
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${GUEST_DIR:-$TOP/build/guest}
-MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_scsi"
+MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_scsi ext4 crc32c_generic"
 
 die() { echo "guest.sh: $*" >&2; exit 1; }
 
