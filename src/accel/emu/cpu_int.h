@@ -171,6 +171,7 @@ enum {
     X86_LF_NONE,            /* arithmetic bits of cpu->rflags are current */
     X86_LF_ADD, X86_LF_ADC, X86_LF_SUB, X86_LF_SBB, X86_LF_LOGIC,
     X86_LF_INC, X86_LF_DEC, /* CF is kept in cpu->rflags */
+    X86_LF_SHL, X86_LF_SHR, X86_LF_SAR,   /* a = operand, b = count (1..63) */
 };
 
 struct x86_lazy {

@@ -378,7 +378,7 @@ static uint64_t shift(struct x86_cpu *cpu, unsigned op, unsigned size, uint64_t 
     if (!cnt)
         return v;
     v &= m;
-    uint64_t f = x86_get_flags(cpu);
+    uint64_t f = op < 4 ? x86_get_flags(cpu) : 0;
     bool cf, of;
     unsigned c;
     switch (op) {
@@ -422,24 +422,19 @@ static uint64_t shift(struct x86_cpu *cpu, unsigned op, unsigned size, uint64_t 
         cpu->rflags = (f & ~(uint64_t)(X86_CF | X86_OF)) | (cf ? X86_CF : 0) | (of ? X86_OF : 0);
         return r;
     }
-    case 4: case 6: /* SHL/SAL */
-        r = cnt < 64 ? (v << cnt) & m : 0;
-        cf = cnt <= bits ? (v >> (bits - cnt)) & 1 : 0;
-        of = ((r >> (bits - 1)) & 1) ^ cf;
-        break;
+    case 4: case 6: /* SHL/SAL: flags computed lazily */
+        r = (v << cnt) & m;
+        x86_lf(cpu, X86_LF_SHL, size, v, cnt, r);
+        return r;
     case 5:   /* SHR */
         r = v >> cnt;
-        cf = (v >> (cnt - 1)) & 1;
-        of = (v >> (bits - 1)) & 1;
-        break;
+        x86_lf(cpu, X86_LF_SHR, size, v, cnt, r);
+        return r;
     default:  /* SAR */
-        r = (uint64_t)((int64_t)sext(v, size) >> (cnt > 63 ? 63 : cnt)) & m;
-        cf = (uint64_t)((int64_t)sext(v, size) >> (cnt - 1 > 63 ? 63 : cnt - 1)) & 1;
-        of = false;
-        break;
+        r = (uint64_t)((int64_t)sext(v, size) >> cnt) & m;
+        x86_lf(cpu, X86_LF_SAR, size, v, cnt, r);
+        return r;
     }
-    set_arith_flags(cpu, size, r, cf, of);
-    return r;
 }
 
 static void shift_rm(struct x86_cpu *cpu, const struct x86_insn *in, unsigned cnt)

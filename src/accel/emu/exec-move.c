@@ -216,14 +216,47 @@ static void op_lea(struct x86_cpu *cpu, const struct x86_insn *in)
 static void op_movzx(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned ssize = in->op == 0xb6 ? 1 : 2;
-    uint64_t v;
-    if (in->mod == 3) {
-        struct x86_insn t = *in;
-        v = x86_get_reg(cpu, &t, in->rm, ssize);
-    } else {
-        v = x86_read(cpu, x86_ea(cpu, in), ssize);
-    }
+    uint64_t v = in->mod == 3 ? x86_get_reg(cpu, in, in->rm, ssize)
+                              : x86_read(cpu, x86_ea(cpu, in), ssize);
     x86_set_reg(cpu, in, in->reg, in->osz, v);
+}
+
+/* MOVZX r32/64, m8 and r32, m16: the common load forms */
+static void op_movzx_b_mem32(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    cpu->gpr[in->reg] = x86_read8(cpu, x86_ea(cpu, in));
+}
+
+static void op_movzx_w_mem32(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    cpu->gpr[in->reg] = x86_read16(cpu, x86_ea(cpu, in));
+}
+
+/* 32-bit MOV forms (writing a 32-bit register clears the upper half) */
+static void op_mov_rm_r32(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    if (in->mod == 3)
+        cpu->gpr[in->rm] = (uint32_t)cpu->gpr[in->reg];
+    else
+        x86_write32(cpu, x86_ea(cpu, in), (uint32_t)cpu->gpr[in->reg]);
+}
+
+static void op_mov_r_rm32(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    if (in->mod == 3)
+        cpu->gpr[in->reg] = (uint32_t)cpu->gpr[in->rm];
+    else
+        cpu->gpr[in->reg] = x86_read32(cpu, x86_ea(cpu, in));
+}
+
+static void op_mov_r_imm64(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    cpu->gpr[in->reg] = in->imm;
+}
+
+static void op_mov_r_imm32(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    cpu->gpr[in->reg] = (uint32_t)in->imm;
 }
 
 static void op_movsx(struct x86_cpu *cpu, const struct x86_insn *in)
@@ -390,14 +423,25 @@ void x86_move_register(struct x86_op_table *t)
         x86_op_set(t, X86_MAP_0F, 0, i, op_nop_rm);
 }
 
-/* The decoder picks these for 8B/89 with REX.W (see x86_move_fast). */
+/* Specialised handlers the decoder substitutes for common forms. */
 x86_handler *x86_move_fast(const struct x86_insn *in)
 {
-    if (in->map == X86_MAP_1B && in->osz == 8) {
-        if (in->op == 0x89)
-            return op_mov_rm_r64;
-        if (in->op == 0x8b)
-            return op_mov_r_rm64;
+    if (in->map == X86_MAP_1B) {
+        switch (in->op) {
+        case 0x89:
+            return in->osz == 8 ? op_mov_rm_r64 : in->osz == 4 ? op_mov_rm_r32 : NULL;
+        case 0x8b:
+            return in->osz == 8 ? op_mov_r_rm64 : in->osz == 4 ? op_mov_r_rm32 : NULL;
+        case 0xb8 ... 0xbf:
+            return in->osz == 8 ? op_mov_r_imm64 : in->osz == 4 ? op_mov_r_imm32 : NULL;
+        }
+        return NULL;
+    }
+    if (in->map == X86_MAP_0F && in->mod != 3 && (in->osz == 4 || in->osz == 8)) {
+        if (in->op == 0xb6)
+            return op_movzx_b_mem32;
+        if (in->op == 0xb7)
+            return op_movzx_w_mem32;
     }
     return NULL;
 }

@@ -34,6 +34,21 @@ static uint64_t compute(const struct x86_lazy *lf, uint64_t old)
         break;
     case X86_LF_LOGIC:
         break;
+    case X86_LF_SHL: {
+        unsigned bits = 8 * lf->size, c = (unsigned)lf->b;
+        bool cf = c <= bits ? (a >> (bits - c)) & 1 : 0;
+        f |= (cf ? X86_CF : 0) | ((((r & sign) != 0) ^ cf) ? X86_OF : 0);
+        break;
+    }
+    case X86_LF_SHR:
+        f |= ((a >> (lf->b - 1)) & 1 ? X86_CF : 0) | ((a & sign) ? X86_OF : 0);
+        break;
+    case X86_LF_SAR: {
+        unsigned sh = 64 - 8 * lf->size, c = (unsigned)lf->b - 1;
+        int64_t sa = (int64_t)(a << sh) >> sh;
+        f |= ((uint64_t)(sa >> (c > 63 ? 63 : c)) & 1) ? X86_CF : 0;
+        break;
+    }
     case X86_LF_INC:
         f |= (old & X86_CF) | (r == sign ? X86_OF : 0) | ((r & 0xf) == 0 ? X86_AF : 0);
         break;
@@ -66,6 +81,13 @@ bool x86_cond(struct x86_cpu *cpu, unsigned cc)
     const struct x86_lazy *lf = &cpu->lf;
 
     /* the common compare-and-branch shapes without materializing */
+    if (lf->op != X86_LF_NONE) {
+        unsigned sh = 64 - 8 * lf->size;
+        switch (cc >> 1) {
+        case 2: r = (lf->res << sh) == 0; goto out;                /* Z from any result */
+        case 4: r = (int64_t)(lf->res << sh) < 0; goto out;        /* S */
+        }
+    }
     if (lf->op == X86_LF_SUB) {
         unsigned sh = 64 - 8 * lf->size;
         uint64_t a = lf->a << sh, b = lf->b << sh;
@@ -76,6 +98,10 @@ bool x86_cond(struct x86_cpu *cpu, unsigned cc)
         case 6: r = (int64_t)a < (int64_t)b; goto out;                /* L */
         case 7: r = (int64_t)a <= (int64_t)b; goto out;               /* LE */
         }
+    } else if (lf->op == X86_LF_ADD && (cc >> 1) == 1) {
+        unsigned sh = 64 - 8 * lf->size;
+        r = (lf->res << sh) < (lf->a << sh);
+        goto out;
     } else if (lf->op == X86_LF_LOGIC) {
         unsigned sh = 64 - 8 * lf->size;
         int64_t v = (int64_t)(lf->res << sh);
