@@ -495,11 +495,33 @@ int qcow2_free_clusters(struct qcow2_state *s, uint64_t offset, uint64_t bytes)
     return 0;
 }
 
+/* Give the host file back the space of clusters that became free. */
+static void punch_free(struct qcow2_state *s, uint64_t offset, uint64_t bytes)
+{
+    uint64_t first = offset >> s->cluster_bits, last = (offset + bytes - 1) >> s->cluster_bits;
+    uint64_t run = 0, n = 0, rc;
+    for (uint64_t c = first; c <= last + 1; c++) {
+        bool is_free = c <= last && qcow2_get_refcount(s, c, &rc) == 0 && rc == 0;
+        if (is_free && !n)
+            run = c;
+        if (is_free) {
+            n++;
+            continue;
+        }
+        if (n)
+            bdev_pdiscard(s->bs->file, run << s->cluster_bits, n << s->cluster_bits);
+        n = 0;
+    }
+}
+
 int qcow2_apply_pending_frees(struct qcow2_state *s)
 {
     int ret = 0;
-    for (int i = 0; i < s->n_pending && ret == 0; i++)
+    for (int i = 0; i < s->n_pending && ret == 0; i++) {
         ret = qcow2_update_refcount(s, s->pending[i].offset, s->pending[i].bytes, -1);
+        if (ret == 0)
+            punch_free(s, s->pending[i].offset, s->pending[i].bytes);
+    }
     s->n_pending = 0;
     return ret;
 }
