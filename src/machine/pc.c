@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "accel/accel.h"
+#include "accel/kvm/kvm.h"
 #include "hw/acpi-pm.h"
 #include "hw/apic.h"
 #include "hw/i8042.h"
@@ -405,9 +406,10 @@ static int board_ram(struct machine *m, struct error *err)
         ret = as_add_ram(m->mem, PC_4G, m->above_4g, m->ram + m->below_4g, "pc.ram-high");
     /* A reset-vector ROM: with no kernel the CPU idles instead of running
      * unassigned space. cli; hlt; jmp $-1 */
-    m->rom = calloc(1, PC_ROM_SIZE);
+    m->rom = aligned_alloc(4096, PC_ROM_SIZE);   /* page-aligned: KVM maps it as a slot */
     if (!m->rom)
         return error_set(err, -ENOMEM, "out of memory");
+    memset(m->rom, 0, PC_ROM_SIZE);
     static const uint8_t idle[] = { 0xfa, 0xf4, 0xeb, 0xfd };
     memcpy(m->rom + 0xfff0, idle, sizeof(idle));
     if (!ret)
@@ -480,10 +482,12 @@ static int board_accel(struct machine *m, struct error *err)
 {
     switch (m->cfg.accel) {
     case ACCEL_KVM:
-        return error_set(err, -ENOTSUP, "-accel kvm: KVM support is not built in yet; "
-                         "use -accel emu");
-    case ACCEL_EMU:
     case ACCEL_KVM_OR_EMU:
+        m->aops = kvm_accel_select(m->cfg.accel == ACCEL_KVM_OR_EMU, err);
+        if (!m->aops)
+            return err && err->code ? err->code : -ENODEV;
+        break;
+    case ACCEL_EMU:
     default:
         m->aops = &accel_emu_ops;
     }

@@ -1,0 +1,199 @@
+/* vCPUs run by KVM: one thread each (the board's), guest RAM regions as
+ * memory slots (the PCI hole is simply not a slot), port I/O and MMIO
+ * exits dispatched through the board's address spaces, interrupts from
+ * the board's local APICs injected with KVM_INTERRUPT. A kick sets an
+ * event bit and sends SIG_KICK to the thread, which KVM_RUN lets through
+ * only while in the guest, so no kick is lost between check and entry. */
+#include "accel/kvm/kvm.h"
+#include "accel/kvm/kvm_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "hw/apic.h"
+#include "hw/memory.h"
+#include "util/mainloop.h"
+
+#define SIG_KICK SIGUSR1
+#define KVM_MAX_SLOTS 32
+
+static void kick_handler(int sig) { (void)sig; }
+
+static int kvm_add_slots(struct accel *a, struct error *err)
+{
+    struct mem_region regs[64];
+    int n = as_regions(a->b.mem, regs, 64), slot = 0;
+    for (int i = 0; i < n; i++) {
+        if (!regs[i].ram)
+            continue;
+        if (slot >= KVM_MAX_SLOTS)
+            return error_set(err, -ENOSPC, "too many RAM regions for KVM");
+        struct kvm_userspace_memory_region r = {
+            .slot = slot++, .guest_phys_addr = regs[i].base, .memory_size = regs[i].size,
+            .userspace_addr = (uintptr_t)regs[i].ram,
+        };
+        if (ioctl(a->vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+            return error_set_errno(err, -errno, "KVM: cannot map %s at 0x%llx", regs[i].name,
+                                   (unsigned long long)regs[i].base);
+    }
+    return 0;
+}
+
+static int kvm_vcpu_init(struct accel *a, int i, struct error *err)
+{
+    struct kvm_vcpu *v = &a->v[i];
+    v->a = a;
+    v->index = i;
+    v->fd = -1;
+    v->apic = apic_bus_cpu(a->b.apics, i);
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->cond, NULL);
+    v->fd = ioctl(a->vm, KVM_CREATE_VCPU, i);
+    if (v->fd < 0)
+        return error_set_errno(err, -errno, "KVM: cannot create vCPU %d", i);
+    v->run = mmap(NULL, a->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (v->run == MAP_FAILED) {
+        v->run = NULL;
+        return error_set_errno(err, -errno, "KVM: cannot map vCPU %d", i);
+    }
+    return kvm_cpuid_set(a, v, err);
+}
+
+static void kvm_destroy(struct accel *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; a->v && i < a->b.ncpus; i++) {
+        struct kvm_vcpu *v = &a->v[i];
+        if (v->run)
+            munmap(v->run, a->run_size);
+        if (v->fd > 0)
+            close(v->fd);
+    }
+    free(a->v);
+    free(a->cpuid);
+    if (a->vm >= 0)
+        close(a->vm);
+    if (a->kvm >= 0)
+        close(a->kvm);
+    free(a);
+}
+
+static struct accel *kvm_create(const struct accel_board *b, struct error *err)
+{
+    struct accel *a = calloc(1, sizeof(*a));
+    if (!a) {
+        error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    a->b = *b;
+    a->vm = -1;
+    a->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    int r = 0;
+    if (a->kvm < 0)
+        r = error_set_errno(err, -errno, "cannot open /dev/kvm");
+    if (!r && (a->vm = ioctl(a->kvm, KVM_CREATE_VM, 0)) < 0)
+        r = error_set_errno(err, -errno, "KVM: cannot create a VM");
+    if (!r) {
+        a->run_size = ioctl(a->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+        /* VMX needs three pages for the real-mode TSS; others ignore it. */
+        ioctl(a->vm, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+        r = kvm_add_slots(a, err);
+    }
+    if (!r)
+        r = kvm_cpuid_load(a, err);
+    if (!r && !(a->v = calloc(b->ncpus, sizeof(*a->v))))
+        r = error_set(err, -ENOMEM, "out of memory");
+    for (int i = 0; !r && i < b->ncpus; i++)
+        r = kvm_vcpu_init(a, i, err);
+    if (!r) {
+        struct sigaction sa = { .sa_handler = kick_handler };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIG_KICK, &sa, NULL);
+    }
+    if (r < 0) {
+        kvm_destroy(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Events from the board's APIC; wake the thread wherever it is. */
+static void kvm_vcpu_kick(struct accel *a, int i, unsigned ev)
+{
+    struct kvm_vcpu *v = &a->v[i];
+    pthread_mutex_lock(&v->lock);
+    v->events |= ev;
+    pthread_cond_broadcast(&v->cond);
+    bool in_thread = v->thread_set;
+    pthread_mutex_unlock(&v->lock);
+    if (in_thread)
+        pthread_kill(v->thread, SIG_KICK);
+}
+
+static void kvm_vcpu_exit(struct accel *a, int i) { kvm_vcpu_kick(a, i, KVM_EV_EXIT); }
+
+static void kvm_vcpu_sipi(struct accel *a, int i, uint8_t vector)
+{
+    struct kvm_vcpu *v = &a->v[i];
+    pthread_mutex_lock(&v->lock);
+    v->sipi_vector = vector;
+    pthread_mutex_unlock(&v->lock);
+    kvm_vcpu_kick(a, i, APIC_EV_SIPI);
+}
+
+static void kvm_vcpu_reset(struct accel *a, int i, bool bsp)
+{
+    struct kvm_vcpu *v = &a->v[i];
+    kvm_regs_reset(v);
+    pthread_mutex_lock(&v->lock);
+    v->halted = false;
+    v->wait_for_sipi = !bsp;
+    v->events &= KVM_EV_EXIT;
+    pthread_mutex_unlock(&v->lock);
+}
+
+static void kvm_get_regs_op(struct accel *a, int i, struct x86_regs *r)
+{
+    struct kvm_vcpu *v = &a->v[i];
+    kvm_regs_get(v, r);
+    r->halted = v->halted;
+    r->wait_for_sipi = v->wait_for_sipi;
+}
+
+static void kvm_set_regs_op(struct accel *a, int i, const struct x86_regs *r)
+{
+    struct kvm_vcpu *v = &a->v[i];
+    kvm_regs_set(v, r);
+    v->halted = r->halted;
+    v->wait_for_sipi = r->wait_for_sipi;
+}
+
+static int kvm_translate(struct accel *a, int i, uint64_t va, uint64_t *pa)
+{
+    struct kvm_translation t = { .linear_address = va };
+    if (ioctl(a->v[i].fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
+        return -1;
+    *pa = t.physical_address;
+    return 0;
+}
+
+const struct accel_ops accel_kvm_ops = {
+    .name = "kvm",
+    .create = kvm_create,
+    .destroy = kvm_destroy,
+    .vcpu_run = kvm_vcpu_run,
+    .vcpu_exit = kvm_vcpu_exit,
+    .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_sipi = kvm_vcpu_sipi,
+    .vcpu_reset = kvm_vcpu_reset,
+    .get_regs = kvm_get_regs_op,
+    .set_regs = kvm_set_regs_op,
+    .translate = kvm_translate,
+};
