@@ -714,9 +714,14 @@ static int for_whole_clusters(struct qcow2_state *s, uint64_t start, uint64_t en
         uint64_t n = (start / per_l2 + 1) * per_l2 - start;
         if (n > end - start)
             n = end - start;
-        int ret = zero_clusters(s, start, n, zero, keep);
-        if (ret < 0)
-            return ret;
+        uint64_t l1i = start / per_l2;
+        bool unmapped = l1i >= s->l1_size || !(s->l1_table[l1i] & QCOW2_L1E_OFFSET_MASK);
+        /* A whole unmapped L2 range already reads zero without a backing file. */
+        if (!(unmapped && !s->bs->backing)) {
+            int ret = zero_clusters(s, start, n, zero, keep);
+            if (ret < 0)
+                return ret;
+        }
         start += n;
     }
     return 0;
