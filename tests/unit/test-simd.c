@@ -626,6 +626,10 @@ static void test_exceptions(void **state)
     es = init;
     assert_int_equal(emu_one(h, "0f 57 c1", &es, 4, 0), 6);
     es = init;
+    assert_int_equal(emu_one(h, "0f fc c1", &es, 4, 0), 6);     /* MMX with CR0.EM: #UD */
+    es = init;
+    assert_int_equal(emu_one(h, "d9 e8", &es, 4, 0), 7);        /* x87 with CR0.EM: #NM */
+    es = init;
     assert_int_equal(emu_one(h, "0f ae 03", &es, 8, 0), 7);   /* FXSAVE */
     es = init;
     assert_int_equal(emu_one(h, "0f ae 23", &es, 0, 0x40000), 6);   /* XSAVE w/o OSXSAVE */

@@ -5,9 +5,7 @@
 
 static void h_emms(struct x86_cpu *cpu, const struct x86_insn *in)
 {
-    x86_check_fpu(cpu);
-    if (X86_UNLIKELY(cpu->fpu.fsw & FSW_ES))
-        x87_check_pending(cpu);
+    mmx_check(cpu);
     cpu->fpu.tag_valid = 0;
     cpu->fpu.top = 0;
 }

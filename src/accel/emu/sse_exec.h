@@ -74,12 +74,23 @@ static inline void sse_fp_commit(struct x86_cpu *cpu, unsigned flags)
 
 /* ---- MMX ---- */
 
+/* MMX instructions: #UD with CR0.EM, #NM with CR0.TS, then #MF for a
+ * pending x87 exception. */
+static inline void mmx_check(struct x86_cpu *cpu)
+{
+    if (X86_UNLIKELY(cpu->cr0 & (X86_CR0_EM | X86_CR0_TS))) {
+        if (cpu->cr0 & X86_CR0_EM)
+            x86_ud(cpu);
+        x86_raise_noerr(cpu, X86_EXC_NM);
+    }
+    if (X86_UNLIKELY(cpu->fpu.fsw & FSW_ES))
+        x87_check_pending(cpu);
+}
+
 /* Entering MMX: x87 TOP = 0, all registers tagged valid. */
 static inline void mmx_enter(struct x86_cpu *cpu)
 {
-    x86_check_fpu(cpu);
-    if (X86_UNLIKELY(cpu->fpu.fsw & FSW_ES))
-        x87_check_pending(cpu);
+    mmx_check(cpu);
     cpu->fpu.top = 0;
     cpu->fpu.tag_valid = 0xff;
 }
