@@ -723,7 +723,7 @@ static int run_image(struct harness *h, const char *hex, int kind, uint32_t eax)
             rand_state(h, &other, F_X87);
             memcpy(hs.data, other.fx, 512);
             memset(hs.data + 512, 0, 64);
-            uint64_t bv = h_rand(h) % 2;     /* within the emulator's XCR0 */
+            uint64_t bv = h_rand(h) % (eax == 1 ? 2 : 4);   /* within XCR0 */
             memcpy(hs.data + 512, &bv, 8);
         }
         hs.gpr[0] = eax;
@@ -756,6 +756,22 @@ static void test_fxsave(void **state)
     /* XCR0 is x87 only after reset: XSAVE/XRSTOR of component 0 */
     assert_int_equal(run_image(h, "48 0f ae 23", IMG_STORE, 1), 0);    /* XSAVE64 */
     assert_int_equal(run_image(h, "48 0f ae 2b", IMG_FX, 1), 0);       /* XRSTOR64 */
+    /* XSETBV to x87|SSE (what Linux does), then both components */
+    rand_state(h, &es, 0);
+    es.gpr[0] = 3;
+    es.gpr[1] = 0;
+    es.gpr[2] = 0;
+    assert_int_equal(emu_one(h, "0f 01 d1", &es, 0, 0), 0);
+    es.gpr[0] = 7;
+    assert_int_equal(emu_one(h, "0f 01 d1", &es, 0, 0), 13);           /* AVX: not ours */
+    es.gpr[1] = 0;
+    assert_int_equal(emu_one(h, "0f 01 d0", &es, 0, 0), 0);            /* XGETBV */
+    assert_int_equal(es.gpr[0], 3);
+    assert_int_equal(run_image(h, "48 0f ae 23", IMG_STORE, 3), 0);    /* XSAVE64 */
+    assert_int_equal(run_image(h, "0f ae 23", IMG_STORE, 3), 0);       /* XSAVE */
+    assert_int_equal(run_image(h, "48 0f ae 23", IMG_STORE, 2), 0);    /* SSE only */
+    assert_int_equal(run_image(h, "48 0f ae 2b", IMG_FX, 3), 0);       /* XRSTOR64 */
+    assert_int_equal(run_image(h, "48 0f ae 2b", IMG_FX, 2), 0);
     /* x87 environment (glibc's fenv functions) and FNSAVE/FRSTOR */
     assert_int_equal(run_image(h, "d9 33", IMG_STORE, 0), 0);          /* FNSTENV */
     assert_int_equal(run_image(h, "dd 33", IMG_STORE, 0), 0);          /* FNSAVE */

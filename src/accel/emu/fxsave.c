@@ -366,9 +366,7 @@ void x86_simd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
     switch (leaf) {
     case 1:
         r[2] &= ~(ECX_AVX | ECX_FMA | ECX_F16C);
-        /* XSAVE waits for XSETBV/XGETBV in the core (fpu_xsetbv) */
-        r[2] &= ~ECX_XSAVE;
-        r[2] |= ECX_SSE3 | ECX_PCLMUL | ECX_SSSE3 | ECX_SSE41 | ECX_SSE42;
+        r[2] |= ECX_SSE3 | ECX_PCLMUL | ECX_SSSE3 | ECX_SSE41 | ECX_SSE42 | ECX_XSAVE;
         r[3] |= EDX_FPU | EDX_MMX | EDX_FXSR | EDX_SSE | EDX_SSE2;
         break;
     case 7:
