@@ -649,6 +649,14 @@ static void test_exceptions(void **state)
     memset(es.data, 0xff, 4);
     assert_int_equal(emu_one(h, "0f ae 13", &es, 0, 0), 13);       /* reserved MXCSR bits */
 
+    /* unaligned 16-byte store and load across a page boundary */
+    rand_state(h, &es, 0);
+    init = es;
+    assert_int_equal(emu_one(h, "0f 11 83 f8 0f 00 00", &es, 0, 0), 0);
+    assert_int_equal(emu_one(h, "0f 10 8b f8 0f 00 00", &es, 0, 0), 0);
+    assert_memory_equal(es.fx + 160 + 16, init.fx + 160, 16);
+    assert_memory_equal(h->ram + H_DATA + 0xff8, init.fx + 160, 16);
+
     /* pending unmasked x87 exception: #MF at the next waiting instruction */
     rand_state(h, &es, F_X87);
     uint16_t fcw = 0x037e, fsw = 0x8081;              /* IM clear, IE+ES+B pending */

@@ -218,7 +218,7 @@ static void fxrstor(struct x86_cpu *cpu, const struct x86_insn *in)
 
 static void ldmxcsr(struct x86_cpu *cpu, const struct x86_insn *in)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     uint32_t v = x86_read32(cpu, x86_ea(cpu, in));
     if (v & ~MXCSR_WRITABLE)
         x86_gp0(cpu);
@@ -227,7 +227,7 @@ static void ldmxcsr(struct x86_cpu *cpu, const struct x86_insn *in)
 
 static void stmxcsr(struct x86_cpu *cpu, const struct x86_insn *in)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_write32(cpu, x86_ea(cpu, in), cpu->fpu.mxcsr);
 }
 

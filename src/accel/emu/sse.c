@@ -30,7 +30,7 @@ static sse_int_fn *const int_0f[256] = {
 static void xmm_int(struct x86_cpu *cpu, const struct x86_insn *in, sse_int_fn *fn, bool align)
 {
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, align);
     fn(sse_reg(cpu, in->reg), &s, 16, (uint8_t)in->imm);
 }
@@ -67,7 +67,7 @@ static void h_xmm_shift_imm(struct x86_cpu *cpu, const struct x86_insn *in)
     sse_int_fn *fn = shift_grp[in->op - 0x71][in->reg & 7];
     if (in->mod != 3 || !fn)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     fn(sse_reg(cpu, in->rm), NULL, 16, (uint8_t)in->imm);
 }
 
@@ -89,14 +89,14 @@ static void h_mmx_shift_imm(struct x86_cpu *cpu, const struct x86_insn *in)
 static void mov_load(struct x86_cpu *cpu, const struct x86_insn *in, bool align)
 {
     x86_xmm v;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &v, 16, align);
     *sse_reg(cpu, in->reg) = v;
 }
 
 static void mov_store(struct x86_cpu *cpu, const struct x86_insn *in, bool align)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_xmm v = *sse_reg(cpu, in->reg);
     if (in->mod == 3)
         *sse_reg(cpu, in->rm) = v;
@@ -127,7 +127,7 @@ static void h_lddqu(struct x86_cpu *cpu, const struct x86_insn *in)
 /* MOVSS / MOVSD: n = 4 or 8. */
 static void movs_load(struct x86_cpu *cpu, const struct x86_insn *in, unsigned n)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_xmm *d = sse_reg(cpu, in->reg);
     if (in->mod == 3) {
         memcpy(d, sse_reg(cpu, in->rm), n);
@@ -140,7 +140,7 @@ static void movs_load(struct x86_cpu *cpu, const struct x86_insn *in, unsigned n
 
 static void movs_store(struct x86_cpu *cpu, const struct x86_insn *in, unsigned n)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_xmm v = *sse_reg(cpu, in->reg);
     if (in->mod == 3)
         memcpy(sse_reg(cpu, in->rm), &v, n);
@@ -157,7 +157,7 @@ static void h_movsd_store(struct x86_cpu *cpu, const struct x86_insn *in) { movs
 static void h_movlh_load(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     bool high = in->op == 0x16, pd = in->pfx & X86_PFX_66;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_xmm *d = sse_reg(cpu, in->reg);
     if (in->mod == 3) {
         if (pd)
@@ -176,7 +176,7 @@ static void h_movlh_store(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod == 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_write64(cpu, x86_ea(cpu, in), sse_reg(cpu, in->reg)->q[in->op == 0x17]);
 }
 
@@ -184,7 +184,7 @@ static void h_movlh_store(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_movddup(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 8, false);
     sse_movddup(sse_reg(cpu, in->reg), &s, 16, 0);
 }
@@ -198,7 +198,7 @@ static void h_movsdup(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_movd_to_xmm(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned n = (in->rex & 8) ? 8 : 4;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_xmm v = {.q = {x86_get_rm(cpu, in, n), 0}};
     *sse_reg(cpu, in->reg) = v;
 }
@@ -207,7 +207,7 @@ static void h_movd_to_xmm(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_movd_from_xmm(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned n = (in->rex & 8) ? 8 : 4;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_set_rm(cpu, in, n, sse_reg(cpu, in->reg)->q[0]);
 }
 
@@ -215,7 +215,7 @@ static void h_movd_from_xmm(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_movq_load(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm v;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &v, 8, false);
     v.q[1] = 0;
     *sse_reg(cpu, in->reg) = v;
@@ -224,7 +224,7 @@ static void h_movq_load(struct x86_cpu *cpu, const struct x86_insn *in)
 /* 66 0F D6: MOVQ xmm/m64, xmm */
 static void h_movq_store(struct x86_cpu *cpu, const struct x86_insn *in)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     x86_xmm v = {.q = {sse_reg(cpu, in->reg)->q[0], 0}};
     if (in->mod == 3)
         *sse_reg(cpu, in->rm) = v;
@@ -237,7 +237,7 @@ static void h_movq2dq(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod != 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     mmx_enter(cpu);
     x86_xmm v = {.q = {mmx_get(cpu, in->rm), 0}};
     *sse_reg(cpu, in->reg) = v;
@@ -247,7 +247,7 @@ static void h_movdq2q(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod != 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     mmx_enter(cpu);
     mmx_set(cpu, in->reg, sse_reg(cpu, in->rm)->q[0]);
 }
@@ -265,7 +265,7 @@ static void h_movmsk(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod != 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     const x86_xmm *s = sse_reg(cpu, in->rm);
     uint32_t m;
     if (in->op == 0xd7)
@@ -289,7 +289,7 @@ static void h_shufp(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_pinsrw(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     uint16_t v = in->mod == 3 ? (uint16_t)cpu->gpr[in->rm] : x86_read16(cpu, x86_ea(cpu, in));
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_reg(cpu, in->reg)->w[in->imm & 7] = v;
 }
 
@@ -297,7 +297,7 @@ static void h_pextrw(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod != 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     cpu->gpr[in->reg] = sse_reg(cpu, in->rm)->w[in->imm & 7];
 }
 
@@ -307,7 +307,7 @@ static void h_maskmovdqu(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod != 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     const x86_xmm *d = sse_reg(cpu, in->reg), *m = sse_reg(cpu, in->rm);
     uint64_t addr = cpu->gpr[X86_RDI];
     if (in->asz == 4)
@@ -329,7 +329,7 @@ static void fp_exec(struct x86_cpu *cpu, const struct x86_insn *in, enum sse_fp_
 {
     static const uint8_t size[] = { [FP_PS] = 16, [FP_PD] = 16, [FP_SS] = 4, [FP_SD] = 8 };
     x86_xmm s, r;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, size[shape], size[shape] == 16);
     x86_xmm *d = sse_reg(cpu, in->reg);
     sse_fp_commit(cpu, sse_fp(op, shape, &r, d, &s, (uint8_t)in->imm, cpu->fpu.mxcsr));
@@ -352,7 +352,7 @@ static void cvt_exec(struct x86_cpu *cpu, const struct x86_insn *in, enum sse_fp
                      unsigned n)
 {
     x86_xmm s, r;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, n, n == 16);
     x86_xmm *d = sse_reg(cpu, in->reg);
     sse_fp_commit(cpu, sse_fp(op, FP_PS, &r, d, &s, 0, cpu->fpu.mxcsr));
@@ -374,7 +374,7 @@ static void h_cvttpd2dq(struct x86_cpu *cpu, const struct x86_insn *in) { cvt_ex
 static void cvtsi2fp(struct x86_cpu *cpu, const struct x86_insn *in, bool dbl)
 {
     bool is64 = in->rex & 8;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     int64_t v = (int64_t)x86_get_rm(cpu, in, is64 ? 8 : 4);
     x86_xmm r = *sse_reg(cpu, in->reg);
     sse_fp_commit(cpu, sse_cvtsi2fp(&r, v, dbl, is64, cpu->fpu.mxcsr));
@@ -390,7 +390,7 @@ static void cvt2si(struct x86_cpu *cpu, const struct x86_insn *in, bool dbl)
     x86_xmm s;
     uint64_t v;
     bool is64 = in->rex & 8;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, dbl ? 8 : 4, false);
     sse_fp_commit(cpu, sse_cvt2si(&s, dbl, in->op == 0x2c, is64, cpu->fpu.mxcsr, &v));
     cpu->gpr[in->reg] = is64 ? v : (uint32_t)v;
@@ -404,7 +404,7 @@ static void h_cvtpi2p(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     bool pd = in->pfx & X86_PFX_66;
     x86_xmm s = {0}, r;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     if (in->mod == 3) {
         mmx_enter(cpu);
         s.q[0] = mmx_get(cpu, in->rm);
@@ -422,7 +422,7 @@ static void h_cvtp2pi(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     bool pd = in->pfx & X86_PFX_66, t = in->op == 0x2c;
     x86_xmm s, r;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, pd ? 16 : 8, pd);
     mmx_enter(cpu);
     enum sse_fp_op op = pd ? (t ? FP_CVTTPD2PI : FP_CVTPD2PI) : (t ? FP_CVTTPS2PI : FP_CVTPS2PI);
@@ -436,7 +436,7 @@ static void h_comi(struct x86_cpu *cpu, const struct x86_insn *in)
     bool dbl = in->pfx & X86_PFX_66;
     x86_xmm s;
     uint32_t fl;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, dbl ? 8 : 4, false);
     sse_fp_commit(cpu, sse_comi(sse_reg(cpu, in->reg), &s, dbl, in->op == 0x2e,
                                 cpu->fpu.mxcsr, &fl));

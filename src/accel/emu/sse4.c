@@ -17,7 +17,7 @@ static sse_int_fn *const int_0f38[256] = {
 static void h_xmm_0f38(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, true);
     int_0f38[in->op](sse_reg(cpu, in->reg), &s, 16, 0);
 }
@@ -41,7 +41,7 @@ static void h_pmovx(struct x86_cpu *cpu, const struct x86_insn *in)
     static const uint8_t size[6] = { 8, 4, 2, 8, 4, 8 };
     unsigned k = in->op & 7;
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, size[k], false);
     pmovx[in->op >= 0x30][k](sse_reg(cpu, in->reg), &s, 16, 0);
 }
@@ -49,7 +49,7 @@ static void h_pmovx(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_blendv(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, true);
     x86_xmm *d = sse_reg(cpu, in->reg), *m = sse_reg(cpu, 0);
     if (in->op == 0x10)
@@ -63,7 +63,7 @@ static void h_blendv(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_ptest(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, true);
     unsigned r = sse_ptest(sse_reg(cpu, in->reg), &s);
     x86_set_flags(cpu, ((r & 1) ? X86_ZF : 0) | ((r & 2) ? X86_CF : 0), X86_ARITH_FLAGS);
@@ -74,7 +74,7 @@ static void h_movntdqa(struct x86_cpu *cpu, const struct x86_insn *in)
     x86_xmm s;
     if (in->mod == 3)
         x86_ud(cpu);
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, true);
     *sse_reg(cpu, in->reg) = s;
 }
@@ -98,7 +98,7 @@ static sse_int_fn *const int_0f3a[256] = {
 static void h_xmm_0f3a(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, true);
     int_0f3a[in->op](sse_reg(cpu, in->reg), &s, 16, (uint8_t)in->imm);
 }
@@ -117,7 +117,7 @@ static void h_round(struct x86_cpu *cpu, const struct x86_insn *in)
     static const uint8_t size[4] = { 16, 16, 4, 8 };
     unsigned k = in->op - 0x08;
     x86_xmm s, r;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, size[k], size[k] == 16);
     x86_xmm *d = sse_reg(cpu, in->reg);
     sse_fp_commit(cpu, sse_fp(FP_ROUND, shape[k], &r, d, &s, (uint8_t)in->imm, cpu->fpu.mxcsr));
@@ -127,7 +127,7 @@ static void h_round(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_dp(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s, r;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, true);
     x86_xmm *d = sse_reg(cpu, in->reg);
     sse_fp_commit(cpu, sse_fp(FP_DP, in->op == 0x40 ? FP_PS : FP_PD, &r, d, &s,
@@ -138,7 +138,7 @@ static void h_dp(struct x86_cpu *cpu, const struct x86_insn *in)
 /* PEXTRB/W/D/Q, EXTRACTPS: to a register (zero-extended) or memory. */
 static void h_pextr(struct x86_cpu *cpu, const struct x86_insn *in)
 {
-    x86_check_sse(cpu);
+    sse_check(cpu);
     const x86_xmm *s = sse_reg(cpu, in->reg);
     unsigned n;
     uint64_t v;
@@ -160,7 +160,7 @@ static void h_pextr(struct x86_cpu *cpu, const struct x86_insn *in)
 static void h_pinsr(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned n = in->op == 0x20 ? 1 : (in->rex & 8) ? 8 : 4;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     uint64_t v = in->mod == 3 ? cpu->gpr[in->rm] : x86_read(cpu, x86_ea(cpu, in), n);
     x86_xmm *d = sse_reg(cpu, in->reg);
     if (n == 1)
@@ -175,7 +175,7 @@ static void h_insertps(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     x86_xmm s;
     uint8_t imm = (uint8_t)in->imm;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 4, false);
     if (in->mod != 3)
         imm &= 0x3f;               /* memory source: the dword itself */
@@ -189,7 +189,7 @@ static void h_pcmpstr(struct x86_cpu *cpu, const struct x86_insn *in)
     uint32_t fl;
     uint8_t imm = (uint8_t)in->imm;
     bool implicit = in->op & 2, index = in->op & 1;
-    x86_check_sse(cpu);
+    sse_check(cpu);
     sse_get_rm(cpu, in, &s, 16, false);
     int64_t la = (int64_t)cpu->gpr[X86_RAX], lb = (int64_t)cpu->gpr[X86_RDX];
     if (!(in->rex & 8)) {

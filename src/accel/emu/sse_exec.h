@@ -16,6 +16,13 @@ void fxsave_register(struct x86_op_table *t);
 /* #MF for a pending unmasked x87 exception (waiting x87 and MMX insns). */
 void x87_check_pending(struct x86_cpu *cpu);
 
+/* x86_check_sse() with the common case inline. */
+static inline void sse_check(struct x86_cpu *cpu)
+{
+    if (X86_UNLIKELY((cpu->cr0 & (X86_CR0_EM | X86_CR0_TS)) || !(cpu->cr4 & X86_CR4_OSFXSR)))
+        x86_check_sse(cpu);
+}
+
 static inline x86_xmm *sse_reg(struct x86_cpu *cpu, unsigned n)
 {
     return &cpu->fpu.xmm[n & 15];
@@ -41,7 +48,16 @@ static inline void sse_get_rm(struct x86_cpu *cpu, const struct x86_insn *in, x8
     if (align)
         sse_check_align(cpu, la);
     v->q[0] = v->q[1] = 0;
-    x86_read_mem(cpu, la, v, n);
+    switch (n) {
+    case 16:
+        /* the TLB fast paths; a page-crossing read faults before use */
+        v->q[0] = x86_read64(cpu, la);
+        v->q[1] = x86_read64(cpu, la + 8);
+        break;
+    case 8: v->q[0] = x86_read64(cpu, la); break;
+    case 4: v->d[0] = x86_read32(cpu, la); break;
+    default: x86_read_mem(cpu, la, v, n); break;
+    }
 }
 
 /* Store the low n bytes of v to memory operand (not for mod == 3). */
@@ -51,7 +67,15 @@ static inline void sse_put_mem(struct x86_cpu *cpu, const struct x86_insn *in, c
     uint64_t la = x86_ea(cpu, in);
     if (align)
         sse_check_align(cpu, la);
-    x86_write_mem(cpu, la, v, n);
+    if (n == 16 && (la & 0xfff) <= 4096 - 16) {
+        /* one page: the second store cannot fault after the first */
+        x86_write64(cpu, la, v->q[0]);
+        x86_write64(cpu, la + 8, v->q[1]);
+    } else if (n == 8) {
+        x86_write64(cpu, la, v->q[0]);
+    } else {
+        x86_write_mem(cpu, la, v, n);
+    }
 }
 
 /* Merge flags raised by an SSE float op into MXCSR; #XM (or #UD without
