@@ -62,6 +62,11 @@ uint64_t x86_emu_code_epoch(struct x86_emu *emu)
     return atomic_load_explicit(&emu->code_epoch, memory_order_acquire);
 }
 
+_Atomic uint64_t *x86_emu_code_epoch_ptr(struct x86_emu *emu)
+{
+    return &emu->code_epoch;
+}
+
 static void page_written(struct x86_emu *emu, uint64_t pa)
 {
     _Atomic uint32_t *g = x86_emu_page_gen(emu, pa, false);
@@ -173,6 +178,9 @@ static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned
     b->pa = pa;
     b->gen = gen;
     b->genp = genp;
+    b->succ_la[0] = b->succ_la[1] = X86_TLB_INVALID;
+    b->succ_key[0] = b->succ_key[1] = 0;
+    b->succ[0] = b->succ[1] = NULL;
     b->mode = mode;
     b->n = n;
     unsigned h = hash_of(pa);

@@ -175,6 +175,7 @@ struct x86_cpu *x86_cpu_new(struct x86_emu *emu, int index, bool bsp, const stru
         return NULL;
     }
     cpu->emu = emu;
+    cpu->code_epoch_p = x86_emu_code_epoch_ptr(emu);
     cpu->index = index;
     cpu->bus = *bus;
     cpu->is_bsp = bsp;
@@ -323,8 +324,81 @@ static void flush_write_tags(struct x86_cpu *cpu)
 }
 
 /* Run up to about `limit` instructions; returns RUN_*. */
+/* Find the block at linear address la: through the previous block's
+ * successor links, then the jump cache, then the code cache. NULL means
+ * "run one instruction uncached" (done here). */
+static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev, uint64_t la)
+{
+    unsigned mode = code_mode(cpu);
+    uint64_t key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+    struct x86_block *b = NULL;
+    int slot = -1;
+    if (prev) {
+        if (prev->succ_la[0] == la && prev->succ_key[0] == key)
+            b = prev->succ[0];
+        else if (prev->succ_la[1] == la && prev->succ_key[1] == key)
+            b = prev->succ[1];
+        else
+            slot = prev->succ_la[0] != X86_TLB_INVALID;
+    }
+    if (!b) {
+        struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
+        if (j->la == la && j->key == key)
+            b = j->b;
+    }
+    /* the page's generation: skip the shared load while on a page just checked */
+    if (b && (b->genp != cpu->last_genp || b->gen != cpu->last_gen)) {
+        uint32_t g = atomic_load_explicit(b->genp, memory_order_relaxed);
+        if (g != b->gen)
+            b = NULL;
+        else {
+            cpu->last_genp = b->genp;
+            cpu->last_gen = g;
+        }
+    }
+    if (X86_UNLIKELY(!b)) {
+        const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
+        uint64_t pa;
+        uint8_t *host_page;
+        if (X86_LIKELY(e->tag_x == (la & ~0xfffull))) {
+            pa = e->pa | (la & 0xfff);
+            host_page = (uint8_t *)(uintptr_t)((la & ~0xfffull) + e->addend);
+        } else {
+            pa = x86_fetch_xlate(cpu, la, &host_page);
+        }
+        if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
+            x86_log(cpu, X86_LOG_EXEC, "block %#llx (pa %#llx) rsp %#llx rax %#llx",
+                    (unsigned long long)cpu->rip, (unsigned long long)pa,
+                    (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
+        uint64_t gen_before = cpu->jc_gen;
+        b = x86_cc_lookup(cpu, pa, mode, host_page);
+        cpu->stat_jc_miss++;
+        if (!b) {
+            exec_uncached(cpu, la, host_page);
+            return NULL;
+        }
+        if (cpu->jc_gen != gen_before)
+            prev = NULL;                 /* the arena was recycled under prev */
+        key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+        struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
+        j->la = la;
+        j->key = key;
+        j->b = b;
+        cpu->last_genp = b->genp;
+        cpu->last_gen = b->gen;
+    }
+    if (prev && slot >= 0) {
+        prev->succ_la[slot] = la;
+        prev->succ_key[slot] = key;
+        prev->succ[slot] = b;
+    }
+    return b;
+}
+
+/* Run up to about `limit` instructions; returns RUN_*. */
 static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
 {
+    struct x86_block *prev = NULL;
     for (;;) {
         if (cpu->icount >= end)
             return RUN_CONTINUE;
@@ -332,6 +406,7 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         cpu->intr_shadow = false;
         if (X86_UNLIKELY(atomic_load_explicit(&cpu->events, memory_order_relaxed) || cpu->halted ||
                          cpu->wait_sipi)) {
+            cpu->last_genp = NULL;
             int r = handle_events(cpu, shadow);
             if (r == RUN_EXIT)
                 return r;
@@ -342,46 +417,26 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
                 continue;
             }
         }
-        uint64_t epoch = x86_emu_code_epoch(cpu->emu);
+        uint64_t epoch = atomic_load_explicit(cpu->code_epoch_p, memory_order_acquire);
         if (X86_UNLIKELY(epoch != cpu->code_epoch)) {
             cpu->code_epoch = epoch;
+            cpu->last_genp = NULL;
             flush_write_tags(cpu);
         }
 
         uint64_t la = cpu->segbase[X86_CS] + cpu->rip;
         if (!cpu->code64)
             la = (uint32_t)la;
-        unsigned mode = code_mode(cpu);
-        uint64_t key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
-        struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
-        struct x86_block *b = j->b;
         cpu->insn_rip = cpu->rip;
-        if (X86_UNLIKELY(j->la != la || j->key != key ||
-                         b->gen != atomic_load_explicit(b->genp, memory_order_relaxed))) {
-            const struct x86_tlb_entry *e =
-                &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
-            uint64_t pa;
-            uint8_t *host_page;
-            if (X86_LIKELY(e->tag_x == (la & ~0xfffull))) {
-                pa = e->pa | (la & 0xfff);
-                host_page = (uint8_t *)(uintptr_t)((la & ~0xfffull) + e->addend);
-            } else {
-                pa = x86_fetch_xlate(cpu, la, &host_page);
-            }
-            if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
-                x86_log(cpu, X86_LOG_EXEC, "block %#llx (pa %#llx) rsp %#llx rax %#llx",
-                        (unsigned long long)cpu->rip, (unsigned long long)pa,
-                        (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
-            b = x86_cc_lookup(cpu, pa, mode, host_page);
-            if (!b) {
-                exec_uncached(cpu, la, host_page);
-                continue;
-            }
-            /* the lookup may have reset the arena and bumped jc_gen */
-            j->la = la;
-            j->key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
-            j->b = b;
-        }
+        struct x86_block *b = find_block(cpu, prev, la);
+        prev = b;
+        if (!b)
+            continue;
+        if (X86_UNLIKELY((++cpu->stat_blocks & 0xffffff) == 0) && getenv("QUOKKA_CPU_STATS"))
+            fprintf(stderr, "cpu%d: %llu insns, %llu blocks, %llu jump-cache misses, jc_gen %llu\n",
+                    cpu->index, (unsigned long long)cpu->icount,
+                    (unsigned long long)cpu->stat_blocks, (unsigned long long)cpu->stat_jc_miss,
+                    (unsigned long long)cpu->jc_gen);
         unsigned n = b->n;
         if (X86_UNLIKELY(end - cpu->icount < n))
             n = (unsigned)(end - cpu->icount);
@@ -392,6 +447,8 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
             if (X86_UNLIKELY(cpu->block_end)) {
                 i++;
                 cpu->icount += i;
+                cpu->last_genp = NULL;
+                prev = NULL;
                 goto next;
             }
         }

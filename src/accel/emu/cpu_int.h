@@ -258,9 +258,13 @@ struct x86_cpu {
     struct x86_emu *emu;
     struct x86_code_cache *cc;
     uint64_t code_epoch;      /* emu->code_epoch last seen (write-tag flush) */
+    _Atomic uint64_t *code_epoch_p;
     uint64_t jc_gen;
+    _Atomic uint32_t *last_genp;  /* code page generation last validated ... */
+    uint32_t last_gen;            /* ... and its value */
     struct x86_jc_entry jc[X86_JC_SIZE];
     uint64_t icount;          /* instructions retired (statistics) */
+    uint64_t stat_blocks, stat_jc_miss;
 };
 
 /* ---- Exceptions --------------------------------------------------------- */

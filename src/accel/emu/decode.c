@@ -374,6 +374,8 @@ int x86_decode(const uint8_t *bytes, unsigned avail, unsigned mode, struct x86_i
         return -2;
     }
     x86_handler *fast = x86_move_fast(in);
+    if (!fast && fn == t->fn[in->map][X86_MP_NONE][b])
+        fast = x86_alu_fast(in);
     in->fn = fast ? fast : fn;
     if (in->map == X86_MAP_1B && b == 0xff && ((in->modrm >> 3) & 7) >= 2 &&
         ((in->modrm >> 3) & 7) <= 5)

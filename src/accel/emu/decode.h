@@ -20,6 +20,9 @@ struct x86_block {
     uint64_t pa;                 /* physical address of the first byte */
     uint32_t gen;                /* page generation when decoded */
     _Atomic uint32_t *genp;      /* the page's generation word */
+    /* successor links (last two targets), checked before the jump cache */
+    uint64_t succ_la[2], succ_key[2];
+    struct x86_block *succ[2];
     uint8_t mode;                /* X86_DEC_* */
     uint8_t n;
     struct x86_insn insn[];
@@ -35,5 +38,7 @@ struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
 /* Per-page code generation (bit 0: page holds decoded code), NULL if untracked. */
 _Atomic uint32_t *x86_emu_page_gen(struct x86_emu *emu, uint64_t pa, bool create);
 uint64_t x86_emu_code_epoch(struct x86_emu *emu);
+/* Where the epoch lives, for a cheap check in the run loop. */
+_Atomic uint64_t *x86_emu_code_epoch_ptr(struct x86_emu *emu);
 
 #endif

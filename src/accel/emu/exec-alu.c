@@ -904,6 +904,47 @@ static void op_movbe(struct x86_cpu *cpu, const struct x86_insn *in)
     }
 }
 
+/* Per-operation variants of the generic forms, picked at decode time. */
+#define ALU_OPS(n)                                                                \
+    static void op_grp1_##n(struct x86_cpu *cpu, const struct x86_insn *in)       \
+    {                                                                             \
+        alu_rm(cpu, in, n, in->imm);                                              \
+    }                                                                             \
+    static void op_r_rm_##n(struct x86_cpu *cpu, const struct x86_insn *in)       \
+    {                                                                             \
+        unsigned size = in->osz;                                                  \
+        uint64_t r = alu(cpu, n, size, x86_get_reg(cpu, in, in->reg, size),      \
+                         x86_get_rm(cpu, in, size));                              \
+        if (n != 7)                                                               \
+            x86_set_reg(cpu, in, in->reg, size, r);                               \
+    }                                                                             \
+    static void op_rm_r_##n(struct x86_cpu *cpu, const struct x86_insn *in)       \
+    {                                                                             \
+        alu_rm(cpu, in, n, x86_get_reg(cpu, in, in->reg, in->osz));               \
+    }
+ALU_OPS(0) ALU_OPS(1) ALU_OPS(2) ALU_OPS(3) ALU_OPS(4) ALU_OPS(5) ALU_OPS(6) ALU_OPS(7)
+#undef ALU_OPS
+static x86_handler *const grp1_fn[8] = { op_grp1_0, op_grp1_1, op_grp1_2, op_grp1_3,
+                                         op_grp1_4, op_grp1_5, op_grp1_6, op_grp1_7 };
+static x86_handler *const r_rm_fn[8] = { op_r_rm_0, op_r_rm_1, op_r_rm_2, op_r_rm_3,
+                                         op_r_rm_4, op_r_rm_5, op_r_rm_6, op_r_rm_7 };
+static x86_handler *const rm_r_fn[8] = { op_rm_r_0, op_rm_r_1, op_rm_r_2, op_rm_r_3,
+                                         op_rm_r_4, op_rm_r_5, op_rm_r_6, op_rm_r_7 };
+
+x86_handler *x86_alu_fast(const struct x86_insn *in)
+{
+    if (in->map != X86_MAP_1B)
+        return NULL;
+    if (in->op >= 0x80 && in->op <= 0x83)
+        return grp1_fn[(in->modrm >> 3) & 7];
+    if (in->op < 0x40 && (in->op & 7) < 4) {
+        if (in->op & 2)
+            return r_rm_fn[in->op >> 3];
+        return rm_r_fn[in->op >> 3];
+    }
+    return NULL;
+}
+
 void x86_alu_register(struct x86_op_table *t)
 {
     for (unsigned row = 0; row < 8; row++) {

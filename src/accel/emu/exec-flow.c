@@ -1,6 +1,7 @@
 /* Control transfer: Jcc, JMP, CALL, RET (near and far), LOOP/JCXZ,
  * group 5 (FF), INT n/INT3/INTO/INT1, IRET, HLT. */
 #include "accel/emu/exec.h"
+#include "accel/emu/flags.h"
 
 void x86_jump(struct x86_cpu *cpu, uint64_t target, unsigned osz)
 {
@@ -12,11 +13,20 @@ void x86_jump(struct x86_cpu *cpu, uint64_t target, unsigned osz)
         cpu->rip = (uint32_t)target;
 }
 
-static void op_jcc(struct x86_cpu *cpu, const struct x86_insn *in)
-{
-    if (x86_cond(cpu, in->op & 15))
-        x86_jump(cpu, cpu->rip + in->imm, in->osz);
-}
+/* one Jcc handler per condition so the flag test is specialised */
+#define JCC(cc)                                                                   \
+    static void op_jcc_##cc(struct x86_cpu *cpu, const struct x86_insn *in)      \
+    {                                                                             \
+        if (x86_cond_inline(cpu, cc))                                             \
+            x86_jump(cpu, cpu->rip + in->imm, in->osz);                           \
+    }
+JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
+JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
+#undef JCC
+static x86_handler *const jcc_fn[16] = {
+    op_jcc_0, op_jcc_1, op_jcc_2, op_jcc_3, op_jcc_4, op_jcc_5, op_jcc_6, op_jcc_7,
+    op_jcc_8, op_jcc_9, op_jcc_10, op_jcc_11, op_jcc_12, op_jcc_13, op_jcc_14, op_jcc_15,
+};
 
 static void op_jmp_rel(struct x86_cpu *cpu, const struct x86_insn *in)
 {
@@ -172,8 +182,8 @@ static void op_hlt(struct x86_cpu *cpu, const struct x86_insn *in)
 void x86_flow_register(struct x86_op_table *t)
 {
     for (unsigned i = 0; i < 16; i++) {
-        x86_op_set(t, X86_MAP_1B, 0, 0x70 + i, op_jcc);
-        x86_op_set(t, X86_MAP_0F, 0, 0x80 + i, op_jcc);
+        x86_op_set(t, X86_MAP_1B, 0, 0x70 + i, jcc_fn[i]);
+        x86_op_set(t, X86_MAP_0F, 0, 0x80 + i, jcc_fn[i]);
     }
     x86_op_set(t, X86_MAP_1B, 0, 0x9a, op_far_direct);
     x86_op_set(t, X86_MAP_1B, 0, 0xea, op_far_direct);

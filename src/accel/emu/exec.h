@@ -53,6 +53,7 @@ static inline uint64_t mask_all(unsigned size)
 /* #GP unless port I/O is allowed (CPL <= IOPL, or the TSS bitmap). */
 void x86_check_io(struct x86_cpu *cpu, uint16_t port, unsigned size);
 x86_handler *x86_move_fast(const struct x86_insn *in);
+x86_handler *x86_alu_fast(const struct x86_insn *in);
 
 /* Stack: SS-relative push/pop of size bytes with the current stack width. */
 void x86_push(struct x86_cpu *cpu, uint64_t v, unsigned size);

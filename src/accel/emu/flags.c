@@ -77,55 +77,5 @@ void x86_set_flags(struct x86_cpu *cpu, uint64_t val, uint64_t mask)
 
 bool x86_cond(struct x86_cpu *cpu, unsigned cc)
 {
-    bool r;
-    const struct x86_lazy *lf = &cpu->lf;
-
-    /* the common compare-and-branch shapes without materializing */
-    if (lf->op != X86_LF_NONE) {
-        unsigned sh = 64 - 8 * lf->size;
-        switch (cc >> 1) {
-        case 2: r = (lf->res << sh) == 0; goto out;                /* Z from any result */
-        case 4: r = (int64_t)(lf->res << sh) < 0; goto out;        /* S */
-        }
-    }
-    if (lf->op == X86_LF_SUB) {
-        unsigned sh = 64 - 8 * lf->size;
-        uint64_t a = lf->a << sh, b = lf->b << sh;
-        switch (cc >> 1) {
-        case 1: r = a < b; goto out;                                  /* B */
-        case 2: r = a == b; goto out;                                 /* Z */
-        case 3: r = a <= b; goto out;                                 /* BE */
-        case 6: r = (int64_t)a < (int64_t)b; goto out;                /* L */
-        case 7: r = (int64_t)a <= (int64_t)b; goto out;               /* LE */
-        }
-    } else if (lf->op == X86_LF_ADD && (cc >> 1) == 1) {
-        unsigned sh = 64 - 8 * lf->size;
-        r = (lf->res << sh) < (lf->a << sh);
-        goto out;
-    } else if (lf->op == X86_LF_LOGIC) {
-        unsigned sh = 64 - 8 * lf->size;
-        int64_t v = (int64_t)(lf->res << sh);
-        switch (cc >> 1) {
-        case 0: r = false; goto out;    /* O */
-        case 1: r = false; goto out;    /* B */
-        case 2: r = v == 0; goto out;
-        case 3: r = v == 0; goto out;
-        case 4: r = v < 0; goto out;
-        case 6: r = v < 0; goto out;
-        case 7: r = v <= 0; goto out;
-        }
-    }
-    uint64_t f = x86_get_flags(cpu);
-    switch (cc >> 1) {
-    case 0: r = f & X86_OF; break;
-    case 1: r = f & X86_CF; break;
-    case 2: r = f & X86_ZF; break;
-    case 3: r = f & (X86_CF | X86_ZF); break;
-    case 4: r = f & X86_SF; break;
-    case 5: r = f & X86_PF; break;
-    case 6: r = !(f & X86_SF) != !(f & X86_OF); break;
-    default: r = (f & X86_ZF) || (!(f & X86_SF) != !(f & X86_OF)); break;
-    }
-out:
-    return r ^ (cc & 1);
+    return x86_cond_inline(cpu, cc);
 }
