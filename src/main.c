@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "chardev/chardev.h"
 #include "cli/cli.h"
+#include "doctor/doctor.h"
 #include "machine/machine.h"
 #include "monitor/monitor.h"
 #include "util/mainloop.h"
@@ -70,6 +71,8 @@ static int redirect_log(const char *path, struct error *err)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "doctor"))
+        return doctor_run(stdout);
     struct cli c;
     struct error err = {0};
     int r = cli_parse(&c, argc, argv, &err);

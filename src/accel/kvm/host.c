@@ -54,8 +54,14 @@ void kvm_host_probe(struct kvm_host *h)
     }
     h->api_version = ioctl(fd, KVM_GET_API_VERSION, 0);
     close(fd);
-    /* Hardware virtualization runs CPL0 natively; PVM never does. */
-    h->native_cpl0 = h->module && strcmp(h->module, "kvm_pvm") != 0;
+    /* Hardware virtualization runs CPL0 natively; PVM never does; for
+     * any other KVM a short probe decides. */
+    if (h->module)
+        h->native_cpl0 = strcmp(h->module, "kvm_pvm") != 0;
+    else {
+        long long ns = kvm_probe_cpl0_ns();
+        h->native_cpl0 = ns >= 0 && ns < 5000000;
+    }
 }
 
 int kvm_host_usable(const struct kvm_host *h, struct error *err)
