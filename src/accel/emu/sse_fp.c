@@ -18,19 +18,25 @@
  * cannot move the arithmetic that uses it across the MXCSR switches. */
 #define FP_PIN(v) __asm__ volatile("" : "+x"(v))
 
+/* Switch the host MXCSR to the guest's modes (flags clear, exceptions
+ * masked) and back. LDMXCSR is the costly part: it is skipped when the
+ * host already holds the wanted value (the common default 0x1f80). */
 static inline uint32_t fp_enter(uint32_t guest)
 {
     uint32_t host = _mm_getcsr();
-    _mm_setcsr((guest & (MXCSR_DAZ | MXCSR_FTZ | (3u << MXCSR_RC_SHIFT))) |
-               (0x3fu << MXCSR_MASK_SHIFT));
+    uint32_t want = (guest & (MXCSR_DAZ | MXCSR_FTZ | (3u << MXCSR_RC_SHIFT))) |
+                    (0x3fu << MXCSR_MASK_SHIFT);
+    if (host != want)
+        _mm_setcsr(want);
     return host;
 }
 
 static inline unsigned fp_leave(uint32_t host)
 {
-    unsigned flags = _mm_getcsr() & MXCSR_FLAGS;
-    _mm_setcsr(host);
-    return flags;
+    uint32_t now = _mm_getcsr();
+    if (now != host)
+        _mm_setcsr(host);
+    return now & MXCSR_FLAGS;
 }
 
 static __m128 ld_ps(const x86_xmm *x) { return _mm_loadu_ps(x->fs); }

@@ -3,6 +3,9 @@
  * registers, 16 for XMM. */
 #include <string.h>
 #include "accel/emu/sse_ops.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* d->F[i] = EXPR over each lane, with a = d's lane and b = s's lane. */
 #define LANES(T, F, EXPR)                                    \
@@ -55,7 +58,18 @@ void sse_pand(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uin
 void sse_pandn(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint64_t, q, ~a & b) }
 void sse_por(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint64_t, q, a | b) }
 void sse_pxor(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint64_t, q, a ^ b) }
-void sse_pcmpeqb(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint8_t, b, a == b ? 0xff : 0) }
+void sse_pcmpeqb(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm)
+{
+#ifdef __SSE2__
+    if (n == 16) {
+        __m128i r = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)d),
+                                   _mm_loadu_si128((const __m128i *)s));
+        _mm_storeu_si128((__m128i *)d, r);
+        return;
+    }
+#endif
+    LANES(uint8_t, b, a == b ? 0xff : 0)
+}
 void sse_pcmpeqw(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint16_t, w, a == b ? 0xffff : 0) }
 void sse_pcmpeqd(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint32_t, d, a == b ? ~0u : 0) }
 void sse_pcmpeqq(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm) { LANES(uint64_t, q, a == b ? ~0ull : 0) }
@@ -494,6 +508,11 @@ void sse_pclmulqdq(x86_xmm *d, const x86_xmm *s, unsigned n, uint8_t imm)
 /* ---- masks ---- */
 uint32_t sse_pmovmskb(const x86_xmm *s, unsigned n)
 {
+#ifdef __SSE2__
+    /* the hot half of glibc's string loops */
+    uint32_t all = (uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s));
+    return n == 16 ? all : all & 0xff;
+#endif
     uint32_t m = 0;
     for (unsigned i = 0; i < n && i < 16; i++)
         m |= (uint32_t)(s->b[i] >> 7) << i;
