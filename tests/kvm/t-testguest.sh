@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The freestanding test guest (testguest/) under -accel emu, under KVM and
+# under QEMU (TCG), compared; and what -accel kvm / kvm:emu say on this host.
+#
+# On a PVM host (kvm_pvm) KVM still runs this guest, which works at CPL3,
+# so the kvm run is compared too; what is asserted there besides is the
+# one-line PVM notice (kvm:emu picks emu) and warning (kvm proceeds). On a
+# host without usable KVM the test asserts the error naming cause and fix
+# instead of a kvm run, and says so.
+. "$(dirname "$0")/../lib.sh"
+
+GUEST=$BUILD/testguest/testguest.bin
+check "build the test guest" make -s -C "$TOP/testguest" OUT="$BUILD/testguest"
+
+run() {   # run NAME ARGS...: output in $T/NAME.out, stderr in $T/NAME.err
+    local name=$1; shift
+    timeout 20 "$@" -nographic -m 64 -kernel "$GUEST" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+    echo $? >"$T/$name.rc"
+}
+results() { grep -E '^(ok|FAIL|testguest:)' "$1" | tr -d '\r'; }
+
+run emu "$QUOKKA" -accel emu
+check_eq "emu: exit status" 0 "$(cat "$T/emu.rc")"
+check_eq "emu: every check passed" "testguest: all passed, powering off" \
+    "$(grep '^testguest: all' "$T/emu.out")"
+check_eq "emu: no failed check" "" "$(grep FAIL "$T/emu.out")"
+check_eq "emu: five checks" 5 "$(grep -c '^ok ' "$T/emu.out")"
+
+pvm=no; [ -d /sys/module/kvm_pvm ] && pvm=yes
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+    run kvm "$QUOKKA" -accel kvm
+    check_eq "kvm: exit status" 0 "$(cat "$T/kvm.rc")"
+    check_eq "kvm: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/kvm.out")"
+    run ekvm "$QUOKKA" -enable-kvm
+    check_eq "-enable-kvm: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/ekvm.out")"
+    run fb "$QUOKKA" -accel kvm:emu
+    check_eq "kvm:emu: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/fb.out")"
+    if [ $pvm = yes ]; then
+        echo "# PVM host: KVM cannot run guest CPL0 code natively; asserting the notices"
+        check_eq "kvm:emu on PVM: one line says emu is used" 1 \
+            "$(grep -c 'KVM here is kvm_pvm: guest kernel code (CPL0) cannot run natively; using emu' "$T/fb.err")"
+        check_eq "kvm on PVM: one warning, then proceeds" 1 \
+            "$(grep -c 'warning: KVM here is kvm_pvm.*proceeding with kvm' "$T/kvm.err")"
+    else
+        check_eq "kvm:emu on a native KVM host: nothing said" "" "$(cat "$T/fb.err")"
+    fi
+else
+    echo "# no usable /dev/kvm here: asserting the error instead of a kvm run"
+    timeout 10 "$QUOKKA" -accel kvm -nographic -m 16 >"$T/nokvm.out" 2>&1 </dev/null
+    check_eq "kvm without /dev/kvm fails" 1 "$?"
+    check_eq "the error names KVM" 1 "$(grep -c 'KVM is not available' "$T/nokvm.out")"
+fi
+
+# The error paths, made on purpose: no device node, no permission.
+if unshare -m true 2>/dev/null; then
+    unshare -m sh -c 'mount -t tmpfs tmpfs /dev && exec "$@"' sh \
+        timeout 10 "$QUOKKA" -accel kvm -nographic -m 16 >"$T/nodev.out" 2>&1 </dev/null
+    check_eq "no /dev/kvm: -accel kvm fails" 1 "$?"
+    check_eq "no /dev/kvm: cause and fix named" 1 \
+        "$(grep -c '/dev/kvm is missing.*\(modprobe kvm_\|enable virtualization\)' "$T/nodev.out")"
+    unshare -m sh -c 'mount -t tmpfs tmpfs /dev && exec "$@"' sh \
+        timeout 20 "$QUOKKA" -accel kvm:emu -nographic -m 64 -kernel "$GUEST" \
+        >"$T/nodev2.out" 2>"$T/nodev2.err" </dev/null
+    check_eq "no /dev/kvm: kvm:emu runs the guest on emu" "$(cat "$T/emu.out")" "$(cat "$T/nodev2.out")"
+    check_eq "no /dev/kvm: kvm:emu says why, in one line" 1 "$(grep -c 'using emu' "$T/nodev2.err")"
+fi
+if [ "$(id -u)" = 0 ] && [ -e /dev/kvm ] && command -v setpriv >/dev/null; then
+    setpriv --reuid=65534 --regid=65534 --clear-groups \
+        timeout 10 "$QUOKKA" -accel kvm -nographic -m 16 >"$T/noperm.out" 2>&1 </dev/null
+    check_eq "no permission: -accel kvm fails" 1 "$?"
+    check_eq "no permission: says join the kvm group" 1 "$(grep -c 'join the kvm group' "$T/noperm.out")"
+fi
+
+# QEMU is the reference: the results (not the board-specific '#' details) match.
+if command -v qemu-system-x86_64 >/dev/null; then
+    timeout 30 qemu-system-x86_64 -accel tcg -display none -serial stdio -no-reboot -m 64 \
+        -kernel "$GUEST" >"$T/qemu.out" 2>"$T/qemu.err" </dev/null
+    check_eq "qemu tcg: exit status" 0 "$?"
+    check_eq "qemu tcg: same results as emu" "$(results "$T/emu.out")" "$(results "$T/qemu.out")"
+else
+    not_ok "qemu-system-x86_64 missing: scripts/setup.sh installs it"
+fi
+done_testing
