@@ -218,6 +218,8 @@ static unsigned encode(struct harness *h, const struct tcase *c, bool mem, bool 
             out[n - 1] = (out[n - 1] & 0x38) | 0x03;    /* [rbx] */
         return n;
     }
+    if (mem && h_rand(h) % 4 == 0)
+        out[k++] = 0x3e;           /* DS override: no effect in 64-bit mode */
     while (i < n && (b[i] == 0x66 || b[i] == 0xf2 || b[i] == 0xf3))
         out[k++] = b[i++];
     bool ext = !(c->flags & (F_NOREX | F_STI));
@@ -305,6 +307,16 @@ static int compare(const uint8_t *insn, unsigned n, const struct hstate *hs,
 
 static struct hstate hs, es, init;
 
+/* The emulator borrows the host's MXCSR and x87 control word: both must
+ * be as they were afterwards (MXCSR in the high half, FCW in the low). */
+static uint32_t host_fp_modes(void)
+{
+    uint32_t csr;
+    uint16_t cw;
+    __asm__ volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(csr), "=m"(cw));
+    return csr << 16 | cw;
+}
+
 static void dump_initial(const struct hstate *s)
 {
     uint16_t fcw, fsw;
@@ -343,7 +355,13 @@ static int run_cases(struct harness *h, const struct tcase *cases, size_t ncases
                 es = hs;
                 init = hs;
                 h_run_host(h, insn, n, &hs);
+                uint32_t csr = host_fp_modes();
                 int vec = h_run_emu(h, insn, n, &es, 0, 0);
+                if (host_fp_modes() != csr) {
+                    uint32_t now = host_fp_modes();
+                    fails += report_diff(insn, n, "host MXCSR:FCW left changed", &csr, &now, 4);
+                    break;
+                }
                 if (vec) {
                     uint32_t none = 0, v = (uint32_t)vec;
                     fails += report_diff(insn, n, "exception vector", &none, &v, 4);
