@@ -194,8 +194,8 @@ static uint64_t host_of(struct qcow2_state *s, uint64_t e, enum qcow2_cluster_ty
 }
 
 /* Shared by the read and write paths: map `offset`, and count the bytes after
- * it with the same type (and contiguous host offsets). With `need_copied`,
- * NORMAL only counts while the cluster is ours alone. */
+ * it with the same type (contiguous on the host, and for NORMAL with the same
+ * COPIED flag, so a writer knows the whole range is ours alone or not). */
 static int map_range(struct qcow2_state *s, uint64_t offset, uint64_t *bytes, uint64_t *host,
                      enum qcow2_cluster_type *type, bool *copied)
 {

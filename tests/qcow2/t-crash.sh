@@ -3,8 +3,9 @@
 # 40 times. After each kill `qemu-img check` must find no corruption (leaks
 # are allowed) and every write completed before a finished flush must read
 # back. Writes are partial-cluster, compressed, zeroes and discards, on two
-# images: default clusters, and 512-byte clusters with 64-bit refcounts so
-# refcount blocks and the refcount table grow all the time.
+# images: default clusters; 512-byte clusters with 64-bit refcounts so
+# refcount blocks and the refcount table grow all the time; and extended L2
+# entries (sub-cluster allocation) with zstd.
 . "$(dirname "$0")/../lib.sh"
 QIO=${QUOKKA_IO:-$BUILD/quokka-io}
 for b in "$QUOKKA_IMG" "$QIO"; do [ -x "$b" ] || { echo "Bail out! $b not built"; exit 1; }; done
@@ -12,6 +13,8 @@ command -v qemu-img >/dev/null || { echo "Bail out! qemu-img not installed"; exi
 cd "$T" || exit 1
 "$QUOKKA_IMG" create -q -f qcow2 a.qcow2 1G || { echo "Bail out! create"; exit 1; }
 "$QUOKKA_IMG" create -q -f qcow2 -o cluster_size=512,refcount_bits=64 b.qcow2 1G ||
+    { echo "Bail out! create"; exit 1; }
+"$QUOKKA_IMG" create -q -f qcow2 -o extended_l2=on,compression_type=zstd c.qcow2 1G ||
     { echo "Bail out! create"; exit 1; }
 
 QIO="$QIO" KILLS=${CRASH_KILLS:-40} python3 - <<'PY'
@@ -25,11 +28,12 @@ def tap(ok, name):
     fails += 0 if ok else 1
 
 N = 48                       # writes per run
-est = {'a.qcow2': 0.05, 'b.qcow2': 0.05}
-durable = {'a.qcow2': [], 'b.qcow2': []}   # (off, len, pattern) known on disk
+imgs = ['a.qcow2', 'b.qcow2', 'c.qcow2']
+est = {i: 0.05 for i in imgs}
+durable = {i: [] for i in imgs}   # (off, len, pattern) known on disk
 for run in range(kills):
-    img = 'a.qcow2' if run % 2 == 0 else 'b.qcow2'
-    base = (run // 2) * N * 160 * 1024
+    img = imgs[run % 3]
+    base = (run // 3) * N * 160 * 1024
     cmds, plan = [], []
     for j in range(N):
         off = base + j * 160 * 1024 + random.choice([0, 512, 1536, 7 * 1024])
@@ -98,7 +102,7 @@ sys.exit(1 if fails else 0)
 PY
 rc=$?
 [ $rc -eq 0 ] || FAILS=$((FAILS + 1))
-for img in a.qcow2 b.qcow2; do
+for img in a.qcow2 b.qcow2 c.qcow2; do
     check "$img: our writer reopens it after the crashes" "$QIO" -c "write -P 1 0 64k" -c "read -P 1 0 64k" $img
     qemu-img check $img >check.txt 2>&1; rc=$?
     check_eq "$img: final check has no corruption (0 or 3)" yes "$([ $rc = 0 ] || [ $rc = 3 ] && echo yes || echo no)"
