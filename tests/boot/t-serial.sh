@@ -121,4 +121,48 @@ check_eq "mon:stdio: poweroff exits 0" 0 "$rc"
 grep -q "VM status: running" "$T/out6" && ok "mon:stdio: monitor in between" || not_ok "mon:stdio: monitor in between"
 tr -d '\r\n' <"$T/out6" | grep -q "ABC.*DEF" && ok "mon:stdio: serial input around it" ||
     { not_ok "mon:stdio: serial input around it"; sed 's/^/#   /' "$T/out6"; }
+# 7. -S holds the payload until cont; with -no-shutdown its power-off
+#    leaves the process paused (shutdown) until the monitor quits.
+"$QUOKKA" -m 32M -kernel "$T/echo.bz" -display none -S -no-shutdown \
+    -monitor "unix:$T/m7.sock,server,nowait" -serial "unix:$T/s7.sock,server,nowait" 2>"$T/err7" &
+pid=$!
+python3 - "$T" >"$T/out7" 2>&1 <<'PY'
+import socket, sys, time
+t = sys.argv[1]
+def conn(path):
+    for _ in range(200):
+        try:
+            s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(10); return s
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("cannot connect to " + path)
+def until(s, marker):
+    out = b""
+    while marker not in out:
+        b = s.recv(4096)
+        if not b: break
+        out += b
+    return out.decode(errors="replace")
+mon, ser = conn(t + "/m7.sock"), conn(t + "/s7.sock")
+until(mon, b"(quokka) ")
+ser.settimeout(0.5)
+try:
+    early = ser.recv(100)
+except socket.timeout:
+    early = b""
+print("before cont:", repr(early))
+ser.settimeout(10)
+mon.sendall(b"cont\n"); until(mon, b"(quokka) ")
+print("after cont:", until(ser, b"ready").strip())
+ser.sendall(b"bye.")
+time.sleep(0.5)
+mon.sendall(b"info status\n"); print(until(mon, b"(quokka) ").splitlines()[1])
+mon.sendall(b"quit\n"); until(mon, b"\0")
+PY
+wait $pid; rc=$?
+grep -q "^before cont: b''" "$T/out7" && ok "-S: no output before cont" || not_ok "-S: no output before cont"
+grep -q "^after cont: $READY" "$T/out7" && ok "-S: runs after cont" || not_ok "-S: runs after cont"
+grep -q "^VM status: paused (shutdown)" "$T/out7" && ok "-no-shutdown: paused after power-off" ||
+    { not_ok "-no-shutdown: paused after power-off"; sed 's/^/#   /' "$T/out7"; }
+check_eq "-no-shutdown: quit exits 0" 0 "$rc"
 done_testing
