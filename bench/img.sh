@@ -35,8 +35,11 @@ sync
 
 # run CMD...: "wall cpu" seconds of one run (cpu = user + system).
 run() {
-    /usr/bin/time -f "%e %U %S" -o "$D/.time" "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2
-    awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$D/.time"
+    local t0 t1
+    t0=$(date +%s.%N)
+    /usr/bin/time -f "%U %S" -o "$D/.time" "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" '{ printf "%.3f %.3f", b - a, $1 + $2 }' "$D/.time"
 }
 
 # row NAME QEMU_ARGS... -- QUOKKA_ARGS...: each tool ROUNDS times, turn
@@ -58,8 +61,9 @@ row() {
         t=$(run "$Q" "${qk[@]}")
         if awk -v a="${t% *}" -v b="$bk" 'BEGIN { exit !(a < b) }'; then bk=${t% *}; ck=${t#* }; fi
     done
-    printf "%-24s qemu-img %7.2f s (cpu %6.2f)  quokka-img %7.2f s (cpu %6.2f)  ratio %5.2f\n" \
-        "$name" "$bq" "$cq" "$bk" "$ck" "$(awk -v a="$bq" -v b="$bk" 'BEGIN { printf "%.2f", a / b }')"
+    printf "%-24s qemu-img %7.3f s (cpu %6.2f)  quokka-img %7.3f s (cpu %6.2f)  ratio %5.2f\n" \
+        "$name" "$bq" "$cq" "$bk" "$ck" \
+        "$(awk -v a="$bq" -v b="$bk" 'BEGIN { printf "%.2f", a / (b > 0.001 ? b : 0.001) }')"
 }
 
 echo "quokka-img vs qemu-img, $MIB MiB image, half of it data in 64 KiB pieces ($(nproc) cores, load $(cut -d" " -f1 /proc/loadavg))"

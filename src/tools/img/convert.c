@@ -77,12 +77,33 @@ static void add_piece(struct item *it, int64_t off, int64_t len, int kind)
     }
 }
 
-/* Split the chunk into runs by block status. Compressed targets and -S 0
- * read everything: zero clusters are found in the data. */
+/* A compressed write covers whole clusters: a cluster is zero or backing
+ * only if all of it is, else it is data (read whole, through the chain). */
+static void round_to_clusters(struct cvt *s, struct item *it)
+{
+    struct piece in[MAX_PIECES];
+    int n = it->n, k = 0;
+    memcpy(in, it->p, n * sizeof(in[0]));
+    it->n = 0;
+    for (int64_t c = it->off; c < it->off + it->len; c += s->cluster) {
+        int64_t ce = c + (int64_t)s->cluster, end = it->off + it->len;
+        if (ce > end)
+            ce = end;
+        while (k < n && in[k].off + in[k].len <= c)
+            k++;
+        int kind = in[k].kind;
+        for (int j = k; j < n && in[j].off < ce; j++)
+            if (in[j].kind != kind)
+                kind = PIECE_DATA;
+        add_piece(it, c, ce - c, kind);
+    }
+}
+
+/* Split the chunk into runs by block status (-S 0: all of it is data). */
 static int cvt_plan(struct cvt *s, struct item *it)
 {
     it->n = 0;
-    if (s->compressed || (!s->min_sparse && !s->target_has_backing)) {
+    if (!s->min_sparse && !s->target_has_backing && !s->compressed) {
         add_piece(it, it->off, it->len, PIECE_DATA);
         return 0;
     }
@@ -114,6 +135,8 @@ static int cvt_plan(struct cvt *s, struct item *it)
         add_piece(it, off, pnum, kind);
         off += pnum;
     }
+    if (s->compressed)
+        round_to_clusters(s, it);
     return 0;
 }
 
