@@ -57,6 +57,9 @@ int x86_rdmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t *val)
     case 0x17: *val = 0; return 0;                      /* PLATFORM_ID */
     case 0x34: *val = 0; return 0;                      /* SMI_COUNT */
     case 0x140: *val = 0; return 0;                     /* MISC_FEATURES_ENABLES */
+    case 0xce:                                          /* PLATFORM_INFO: base ratio */
+        *val = (X86_TSC_HZ / 100000000ull) << 8;
+        return 0;
     case MSR_MTRRCAP: *val = 0x508; return 0;           /* 8 variable, fixed, WC */
     case MSR_SYSENTER_CS: *val = cpu->sysenter_cs; return 0;
     case MSR_SYSENTER_ESP: *val = cpu->sysenter_esp; return 0;
@@ -107,6 +110,7 @@ int x86_wrmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t val)
     case MSR_SYSENTER_EIP: cpu->sysenter_eip = val; return 0;
     case MSR_MCG_STATUS: return 0;
     case MSR_UCODE_REV: return 0;                       /* microcode loader's probe */
+    case 0x140: return val ? -1 : 0;                    /* no CPUID faulting */
     case MSR_MISC_ENABLE: cpu->misc_enable = val; return 0;
     case MSR_PAT: cpu->pat = val; return 0;
     case MSR_MTRR_DEF: cpu->mtrr_def_type = val & 0xcff; return 0;
