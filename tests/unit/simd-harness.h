@@ -29,6 +29,7 @@ struct hstate {
 } __attribute__((aligned(64)));
 
 struct harness {
+    bool compat;                   /* emulator runs 32-bit compatibility-mode code */
     uint8_t *ram;
     uint8_t *jit;
     struct x86_emu *emu;
@@ -196,7 +197,7 @@ static int h_run_emu(struct harness *h, const uint8_t *insn, size_t n, struct hs
     r.gpr[4] = H_STACK;
     r.rip = H_CODE;
     r.rflags = s->rflags;
-    r.cs = h_seg(0xa09b);          /* L=1, G=1, code */
+    r.cs = h_seg(h->compat ? 0xc09b : 0xa09b);   /* L=1 (or D=1), G=1, code */
     r.cs.sel = 0x08;
     r.ss = r.ds = r.es = r.fs = r.gs = h_seg(0xc093);
     r.tr = h_seg(0x8b);

@@ -222,11 +222,11 @@ static unsigned encode(struct harness *h, const struct tcase *c, bool mem, bool 
         out[k++] = 0x3e;           /* DS override: no effect in 64-bit mode */
     while (i < n && (b[i] == 0x66 || b[i] == 0xf2 || b[i] == 0xf3))
         out[k++] = b[i++];
-    bool ext = !(c->flags & (F_NOREX | F_STI));
+    bool ext = !(c->flags & (F_NOREX | F_STI)) && !h->compat;
     unsigned reg = (c->flags & F_EXT) ? c->ext : pick_reg(h, ext);
     unsigned rm = (c->flags & F_STI) ? h_rand(h) % 8 : pick_reg(h, ext);
     uint8_t rex = 0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) | ((!mem && (rm & 8)) ? 1 : 0);
-    if (rex != 0x40 || h_rand(h) % 8 == 0)
+    if ((rex != 0x40 || h_rand(h) % 8 == 0) && !h->compat)
         out[k++] = rex;
     while (i < n)
         out[k++] = b[i++];
@@ -346,7 +346,7 @@ static int run_cases(struct harness *h, const struct tcase *cases, size_t ncases
                 continue;
             if (!mem && (t->flags & F_NOREG))
                 continue;
-            if (w && !(t->flags & F_W))
+            if (w && (!(t->flags & F_W) || h->compat))
                 continue;
             for (int it = 0; it < iters && fails < 20; it++) {
                 uint8_t insn[16];
@@ -807,6 +807,28 @@ static void test_fxsave(void **state)
     assert_int_equal(run_image(h, "66 d9 23", IMG_RANDOM, 0), 0);      /* 16-bit FLDENV */
 }
 
+/* The same forms without REX in 32-bit compatibility mode (the host runs
+ * them in 64-bit mode, where they mean the same). */
+static void test_compat_mode(void **state)
+{
+    struct harness *h = *state;
+    int fails = 0;
+    h->compat = true;
+    /* really 32-bit code: 40 is INC EAX, not a REX prefix */
+    rand_state(h, &es, 0);
+    es.gpr[0] = 41;
+    assert_int_equal(emu_one(h, "40", &es, 0, 0), 0);
+    assert_int_equal(es.gpr[0], 42);
+    fails += run_cases(h, sse_int_cases, NCASES(sse_int_cases), ITERS / 4);
+    fails += run_cases(h, sse_move_cases, NCASES(sse_move_cases), ITERS / 4);
+    fails += run_cases(h, sse_fp_cases, NCASES(sse_fp_cases), ITERS / 4);
+    fails += run_cases(h, ssse3_sse4_cases, NCASES(ssse3_sse4_cases), ITERS / 4);
+    fails += run_cases(h, mmx_cases, NCASES(mmx_cases), ITERS / 4);
+    fails += run_cases(h, x87_cases, NCASES(x87_cases), ITERS / 4);
+    h->compat = false;
+    assert_int_equal(fails, 0);
+}
+
 static int setup(void **state)
 {
     static struct harness h;
@@ -834,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_exceptions),
         cmocka_unit_test(test_fxsave),
         cmocka_unit_test(test_maskmov),
+        cmocka_unit_test(test_compat_mode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
