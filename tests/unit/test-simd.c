@@ -22,7 +22,6 @@ enum {
     F_NOREX = 1 << 8,    /* no REX.R/B register extension (MMX operands) */
     F_EXT = 1 << 9,      /* ModRM.reg is fixed: ext field */
     F_MMX = 1 << 10,     /* MMX registers hold random values */
-    F_CCUNDEF = 1 << 11, /* x87 C0 C2 C3 undefined: not compared */
     F_STI = 1 << 12,     /* register form: ModRM.rm is ST(i), any i */
     F_STR = 1 << 13,     /* string data: small alphabet with NULs */
 };
@@ -277,12 +276,12 @@ static int compare(const uint8_t *insn, unsigned n, const struct hstate *hs,
         }
     if (memcmp(hs->fx + 24, es->fx + 24, 4))
         bad += report_diff(insn, n, "mxcsr", hs->fx + 24, es->fx + 24, 4);
-    uint16_t hsw, esw, swmask = (flags & F_CCUNDEF) ? 0xbaff : 0xffff;
+    uint16_t hsw, esw;      /* all of FSW, "undefined" condition codes too */
     memcpy(&hsw, hs->fx + 2, 2);
     memcpy(&esw, es->fx + 2, 2);
     if (memcmp(hs->fx, es->fx, 2))
         bad += report_diff(insn, n, "fcw", hs->fx, es->fx, 2);
-    if ((hsw & swmask) != (esw & swmask))
+    if (hsw != esw)
         bad += report_diff(insn, n, "fsw", &hsw, &esw, 2);
     if (hs->fx[4] != es->fx[4])
         bad += report_diff(insn, n, "ftw", hs->fx + 4, es->fx + 4, 1);
