@@ -265,6 +265,14 @@ static void build_cases(void)
     raw("mov-bpl", "\x40\x88\xea", 3, ALL);
     raw("mov-load", "\x4c\x8b\x43\x40", 4, ALL);
     raw("mov-store", "\x4c\x89\x4b\x48", 4, ALL);
+    raw("mov-store8", "\x88\x4b\x40", 3, ALL);
+    raw("mov-store8-ah", "\x88\x63\x41", 3, ALL);
+    raw("mov-load8-ah", "\x8a\x63\x40", 3, ALL);
+    raw("mov-load8-bpl", "\x40\x8a\x6b\x40", 4, ALL);
+    raw("mov-load32", "\x8b\x4b\x40", 3, ALL);
+    raw("mov-store32", "\x89\x53\x44", 3, ALL);
+    raw("movzx-m8", "\x0f\xb6\x4b\x40", 4, ALL);
+    raw("movzx-m16-64", "\x48\x0f\xb7\x4b\x40", 5, ALL);
     raw("xchg-acc", "\x48\x91", 2, ALL);
     raw("push-pop", "\x51\x41\x58", 3, ALL);
     raw("push-imm-pop", "\x68\x80\x00\x00\x80\x59", 6, ALL);

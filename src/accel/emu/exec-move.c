@@ -249,6 +249,16 @@ static void op_mov_r_rm32(struct x86_cpu *cpu, const struct x86_insn *in)
         cpu->gpr[in->reg] = x86_read32(cpu, x86_ea(cpu, in));
 }
 
+static void op_store8(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    x86_write8(cpu, x86_ea(cpu, in), (uint8_t)x86_get_reg(cpu, in, in->reg, 1));
+}
+
+static void op_load8(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    x86_set_reg(cpu, in, in->reg, 1, x86_read8(cpu, x86_ea(cpu, in)));
+}
+
 static void op_mov_r_imm64(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     cpu->gpr[in->reg] = in->imm;
@@ -428,6 +438,10 @@ x86_handler *x86_move_fast(const struct x86_insn *in)
 {
     if (in->map == X86_MAP_1B) {
         switch (in->op) {
+        case 0x88:
+            return in->mod != 3 ? op_store8 : NULL;
+        case 0x8a:
+            return in->mod != 3 ? op_load8 : NULL;
         case 0x89:
             return in->osz == 8 ? op_mov_rm_r64 : in->osz == 4 ? op_mov_rm_r32 : NULL;
         case 0x8b:
