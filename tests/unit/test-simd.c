@@ -479,6 +479,8 @@ static const struct tcase ssse3_sse4_cases[] = {
     { "66 0f 3a 62", F_MEM | F_IMM | F_STR }, { "66 0f 3a 63", F_MEM | F_IMM | F_STR },
     { "f2 0f 38 f0", F_MEM | F_W }, { "f2 0f 38 f1", F_MEM | F_W },
     { "66 f2 0f 38 f1", F_MEM },
+    { "66 0f 38 db", F_MEM }, { "66 0f 38 dc", F_MEM }, { "66 0f 38 dd", F_MEM },
+    { "66 0f 38 de", F_MEM }, { "66 0f 38 df", F_MEM }, { "66 0f 3a df", F_MEM | F_IMM },
 };
 
 static const struct tcase mmx_cases[] = {

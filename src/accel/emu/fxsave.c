@@ -350,6 +350,7 @@ void x86_simd_register(struct x86_op_table *t)
     mmx_register(t);
     x87_register(t);
     fxsave_register(t);
+    aes_register(t);
 }
 
 /* CPUID bits for what this folder implements and the differential tests
@@ -358,7 +359,7 @@ void x86_simd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
 {
     enum {
         ECX_SSE3 = 1u << 0, ECX_PCLMUL = 1u << 1, ECX_SSSE3 = 1u << 9, ECX_SSE41 = 1u << 19,
-        ECX_SSE42 = 1u << 20, ECX_XSAVE = 1u << 26, ECX_AVX = 1u << 28, ECX_FMA = 1u << 12,
+        ECX_SSE42 = 1u << 20, ECX_AES = 1u << 25, ECX_XSAVE = 1u << 26, ECX_AVX = 1u << 28, ECX_FMA = 1u << 12,
         ECX_F16C = 1u << 29,
         EDX_FPU = 1u << 0, EDX_MMX = 1u << 23, EDX_FXSR = 1u << 24, EDX_SSE = 1u << 25,
         EDX_SSE2 = 1u << 26,
@@ -366,7 +367,7 @@ void x86_simd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
     switch (leaf) {
     case 1:
         r[2] &= ~(ECX_AVX | ECX_FMA | ECX_F16C);
-        r[2] |= ECX_SSE3 | ECX_PCLMUL | ECX_SSSE3 | ECX_SSE41 | ECX_SSE42 | ECX_XSAVE;
+        r[2] |= ECX_SSE3 | ECX_PCLMUL | ECX_SSSE3 | ECX_SSE41 | ECX_SSE42 | ECX_AES | ECX_XSAVE;
         r[3] |= EDX_FPU | EDX_MMX | EDX_FXSR | EDX_SSE | EDX_SSE2;
         break;
     case 7:

@@ -12,6 +12,7 @@ void sse4_register(struct x86_op_table *t);
 void mmx_register(struct x86_op_table *t);
 void x87_register(struct x86_op_table *t);
 void fxsave_register(struct x86_op_table *t);
+void aes_register(struct x86_op_table *t);
 
 /* #MF for a pending unmasked x87 exception (waiting x87 and MMX insns). */
 void x87_check_pending(struct x86_cpu *cpu);
