@@ -20,6 +20,7 @@ enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_CM
 #define SVR_ENABLE (1u << 8)
 #define ESR_ILLEGAL_VECTOR (1u << 6)
 #define APIC_TIMER_BACKLOG_MAX 256   /* about a second of HZ=250 ticks */
+#define APIC_MIN_PERIOD_NS 100000
 
 struct apic {
     struct apic_bus *bus;
@@ -162,6 +163,14 @@ static int64_t apic_tick_ns(const struct apic *a)
 
 static bool apic_periodic(const struct apic *a) { return ((a->lvt[LVT_TIMER] >> 17) & 3) == 1; }
 
+/* A periodic timer faster than 10 kHz would only keep the event loop
+ * spinning: such periods are stretched (KVM clamps them too). */
+static int64_t apic_period_ns(const struct apic *a)
+{
+    int64_t p = (int64_t)a->tmict * apic_tick_ns(a);
+    return apic_periodic(a) && p < APIC_MIN_PERIOD_NS ? APIC_MIN_PERIOD_NS : p;
+}
+
 static uint32_t apic_current_count(const struct apic *a)
 {
     if (!a->tmict)
@@ -178,7 +187,7 @@ static void apic_timer_arm(struct apic *a)
         timer_del(a->timer);
         return;
     }
-    timer_mod(a->timer, a->t_load + (int64_t)a->tmict * apic_tick_ns(a));
+    timer_mod(a->timer, a->t_load + apic_period_ns(a));
 }
 
 /* Periodic ticks the guest could not take (its vCPU was descheduled, or
@@ -204,7 +213,7 @@ static void apic_timer_cb(void *opaque)
             apic_set_irq(a, lvt & 0xff, false);
         return;
     }
-    int64_t period = (int64_t)a->tmict * apic_tick_ns(a);
+    int64_t period = apic_period_ns(a);
     int64_t n = (clock_ns() - a->t_load) / period;
     if (n < 1)
         n = 1;

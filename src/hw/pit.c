@@ -8,6 +8,8 @@
 #include "hw/memory.h"
 #include "util/mainloop.h"
 
+#define PIT_MIN_PERIOD_NS 100000
+
 enum { RW_LATCH = 0, RW_LSB = 1, RW_MSB = 2, RW_WORD0 = 3, RW_WORD1 = 4 };
 
 struct pit_chan {
@@ -99,11 +101,18 @@ static void pit_arm(struct pit *p)
         timer_del(p->timer);
         return;
     }
-    int64_t t = pit_next_irq_tick(c, clock_ns());
-    if (t < 0)
+    int64_t now = clock_ns();
+    int64_t t = pit_next_irq_tick(c, now);
+    if (t < 0) {
         timer_del(p->timer);
-    else
-        timer_mod(p->timer, c->load_ns + pit_ns(t));
+        return;
+    }
+    int64_t e = c->load_ns + pit_ns(t);
+    /* Periodic rates above 10 kHz are throttled so the loop cannot spin. */
+    if ((c->mode == 2 || c->mode == 3) && pit_ns(c->count) < PIT_MIN_PERIOD_NS &&
+        e < now + PIT_MIN_PERIOD_NS)
+        e = now + PIT_MIN_PERIOD_NS;
+    timer_mod(p->timer, e);
 }
 
 static void pit_timer_cb(void *opaque)

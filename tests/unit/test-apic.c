@@ -182,6 +182,17 @@ static void test_timer(void **state)
     run_ms(3);
     assert_int_equal(apic_ack(ap[0]), 0x31);
     assert_true(apic_mmio_read(ap[0], 0x390) <= 1000000);
+    apic_mmio_write(ap[0], 0xb0, 0);
+    /* A 1 ns period is stretched to 100 us: the loop is not flooded. */
+    int64_t f0 = clock_ns();
+    apic_mmio_write(ap[0], 0x380, 1);
+    run_ms(10);
+    int fast = 0;
+    while (apic_ack(ap[0]) == 0x31) {
+        fast++;
+        apic_mmio_write(ap[0], 0xb0, 0);
+    }
+    assert_true(fast >= 1 && fast <= (clock_ns() - f0) / 100000 + 1);
 }
 
 static int pic_vec = 0x28, pic_pend = 1;

@@ -101,6 +101,20 @@ static void test_periodic_irq(void **state)
     assert_true(rises >= 10 && rises <= ms + 2);
 }
 
+static void test_fast_rate_throttled(void **state)
+{
+    outb(0x43, 0x34);
+    outb(0x40, 2);                               /* 600 kHz asked for */
+    outb(0x40, 0);
+    struct timer *t = timer_new(ml, stop_loop, NULL);
+    int64_t t0 = clock_ns();
+    timer_mod(t, t0 + 10000000);
+    ml_run(ml);
+    int64_t us = (clock_ns() - t0) / 1000;
+    timer_free(t);
+    assert_true(rises >= 1 && rises <= us / 100 + 2);
+}
+
 static void test_channel2_gate_and_out(void **state)
 {
     outb(0x61, (inb(0x61) & ~0x02) | 0x01);     /* gate on, speaker off */
@@ -121,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counts_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_periodic_irq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_rate_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel2_gate_and_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
