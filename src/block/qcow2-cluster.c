@@ -234,7 +234,8 @@ static int map_range(struct qcow2_state *s, uint64_t offset, uint64_t *bytes, ui
             c0 = c;
             first_host = h;
         } else if (t != t0 || t == QCOW2_CL_COMPRESSED ||
-                   ((t == QCOW2_CL_NORMAL || t == QCOW2_CL_ZERO_ALLOC) && h != first_host + n) ||
+                   ((t == QCOW2_CL_NORMAL || t == QCOW2_CL_ZERO_ALLOC ||
+                     t == QCOW2_CL_UNALLOC_ALLOC) && h != first_host + n) ||
                    (t == QCOW2_CL_NORMAL && c != c0)) {
             break;
         }
@@ -864,15 +865,23 @@ int qcow2_co_block_status(struct bdev *bs, uint64_t offset, uint64_t bytes,
         return BDEV_STATUS_ZERO | BDEV_STATUS_ALLOCATED;
     case QCOW2_CL_COMPRESSED:
         return BDEV_STATUS_DATA | BDEV_STATUS_ALLOCATED | BDEV_STATUS_COMPRESSED;
-    default:
+    default: {
+        int st = 0;
+        if (t == QCOW2_CL_UNALLOC_ALLOC) {   /* preallocated, contents from below */
+            *map = host;
+            if (file)
+                *file = bs->file;
+            st = BDEV_STATUS_OFFSET;
+        }
         if (!bs->backing)
-            return BDEV_STATUS_ZERO;
+            return st | BDEV_STATUS_ZERO;
         int64_t bl = bdev_getlength(bs->backing);
         if (bl >= 0 && offset >= (uint64_t)bl)
-            return BDEV_STATUS_ZERO;
+            return st | BDEV_STATUS_ZERO;
         if (bl >= 0 && offset + n > (uint64_t)bl)
             *pnum = (uint64_t)bl - offset;
-        return 0;
+        return st;
+    }
     }
 }
 
@@ -905,8 +914,8 @@ int qcow2_preallocate(struct qcow2_state *s, uint64_t offset, uint64_t bytes)
         for (uint64_t i = 0; i < k; i++) {
             uint64_t e = ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED;
             qcow2_l2_set(s, l2, idx + i, e);
-            if (s->extended_l2)
-                qcow2_l2_set_bitmap(s, l2, idx + i, 0xffffffffull);
+            /* Sub-clusters stay unallocated: a backing file still shows through. */
+            qcow2_l2_set_bitmap(s, l2, idx + i, 0);
         }
         qcow2_cache_mark_dirty(&s->l2_cache, l2);
         qcow2_cache_put(&s->l2_cache, &l2);

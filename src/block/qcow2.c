@@ -608,7 +608,7 @@ static int prealloc_data(struct qcow2_state *s, uint64_t start, uint64_t end, co
         uint64_t n = end - pos, host;
         enum qcow2_cluster_type t;
         ret = qcow2_get_host_offset(s, pos, &n, &host, &t);
-        if (ret == 0 && t == QCOW2_CL_NORMAL) {
+        if (ret == 0 && (t == QCOW2_CL_NORMAL || t == QCOW2_CL_UNALLOC_ALLOC)) {
             host &= ~(s->cluster_size - 1);
             uint64_t len = qcow2_align_up(s, (pos & (s->cluster_size - 1)) + n);
             for (uint64_t d = 0; ret == 0 && d < len; ) {
