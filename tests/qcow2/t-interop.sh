@@ -61,6 +61,9 @@ for o in extended_l2=on,cluster_size=64k compat=1.1 compat=0.10; do
     qemu-img create -q -f qcow2 -o $o s.qcow2 4M
     qemu-io -c "write -P 0x5a 3k 5k" -c "write -P 0x6b 70k 1k" -c "write -z 256k 128k" \
         -c "write -P 0x7c 1M 64k" -c "write -z 1M 64k" s.qcow2 >/dev/null
+    qemu-img map --output=json s.qcow2 >map.ref
+    "$QUOKKA_IMG" map --output=json s.qcow2 >map.out
+    check "block status like qemu-img map ($o)" cmp -s map.ref map.out
     check "read qemu-io sub-cluster writes ($o)" "$QIO" -c "read -P 0 0 3k" -c "read -P 0x5a 3k 5k" \
         -c "read -P 0 8k 62k" -c "read -P 0x6b 70k 1k" -c "read -P 0 71k 953k" \
         -c "read -P 0 1M 64k" s.qcow2
@@ -90,6 +93,22 @@ src[104*1024:105*1024] = b'\xcc' * 1024
 src[1024*1024:1027*1024] = b'\xbb' * 3072
 raise SystemExit(open('ours.raw', 'rb').read() != bytes(src))
 PY
+
+# Preallocated extended-L2 clusters keep the backing file visible.
+for p in metadata falloc; do
+    rm -f pq.qcow2 pr.qcow2
+    "$QUOKKA_IMG" create -q -f qcow2 -o extended_l2=on,preallocation=$p -b base.qcow2 -F qcow2 pq.qcow2 2M
+    qemu-img create -q -f qcow2 -o extended_l2=on,preallocation=$p -b base.qcow2 -F qcow2 pr.qcow2 2M
+    qemu-img map --output=json pr.qcow2 >map.ref
+    "$QUOKKA_IMG" map --output=json pq.qcow2 >map.out
+    check "extended L2 preallocation=$p maps like qemu-img" cmp -s map.ref map.out
+    check "extended L2 preallocation=$p: write" "$QIO" -c "write -P 0x3c 5000 3000" pq.qcow2
+    check "extended L2 preallocation=$p: clean" clean pq.qcow2
+    head -c 2M src.raw >pre.raw
+    printf '\x3c%.0s' $(seq 3000) | dd of=pre.raw bs=1 seek=5000 conv=notrunc status=none
+    check "extended L2 preallocation=$p: backing shows through" \
+        qemu-img compare -q -f raw -F qcow2 pre.raw pq.qcow2
+done
 
 # Internal snapshots made by qemu-img: reads see the active state, writes
 # copy shared clusters and leave the snapshot intact.
