@@ -21,6 +21,7 @@ struct accel_board {
     struct apic_bus *apics;       /* local APIC i of vCPU i */
     int ncpus;
     unsigned log_mask;            /* X86_LOG_* */
+    const char *cpu_model;        /* -cpu, NULL for the default (kvm checks it) */
     void (*triple_fault)(void *opaque, int cpu);
     void *opaque;
 };

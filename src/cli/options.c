@@ -299,6 +299,16 @@ static int opt_help(struct cli *c, const char *arg, struct error *err)
     return 1;
 }
 
+/* -cpu MODEL[,...]: the accelerator checks the model (kvm: host, max,
+ * qemu64 and named models); flags after the comma are not taken yet. */
+static int opt_cpu(struct cli *c, const char *arg, struct error *err)
+{
+    if (strchr(arg, ','))
+        return error_set(err, -ENOTSUP, "-cpu %s: CPU flags are not supported yet", arg);
+    c->cfg.cpu_model = arg;
+    return 0;
+}
+
 static int opt_version(struct cli *c, const char *arg, struct error *err)
 {
     printf("Quokka emulator version %s\n", QUOKKA_VERSION);
@@ -321,6 +331,7 @@ static const struct cli_option options[] = {
     { "d", true, opt_d },
     { "accel", true, opt_accel },
     { "enable-kvm", false, opt_enable_kvm },
+    { "cpu", true, opt_cpu },
     { "machine", true, opt_machine },
     { "M", true, opt_machine },
     { "nographic", false, opt_nographic },
@@ -343,7 +354,7 @@ static const struct cli_option options[] = {
     { "vnc", true, NULL }, { "vga", true, NULL }, { "sdl", false, NULL },
     { "spice", true, NULL }, { "full-screen", false, NULL }, { "k", true, NULL },
     { "usb", false, NULL }, { "usbdevice", true, NULL }, { "audiodev", true, NULL },
-    { "qmp", true, NULL }, { "qmp-pretty", true, NULL }, { "cpu", true, NULL },
+    { "qmp", true, NULL }, { "qmp-pretty", true, NULL },
     { "numa", true, NULL }, { "mem-path", true, NULL }, { "mem-prealloc", false, NULL },
     { "rtc", true, NULL }, { "parallel", true, NULL }, { "virtfs", true, NULL },
     { "fsdev", true, NULL }, { "incoming", true, NULL }, { "loadvm", true, NULL },

@@ -26,6 +26,7 @@ struct machine_config {
     uint64_t ram_size;              /* -m, bytes */
     int smp;                        /* -smp */
     enum accel_kind accel;
+    const char *cpu_model;          /* -cpu, NULL for the default */
     const char *kernel, *initrd, *append;
     bool no_reboot, no_shutdown;
     bool start_paused;              /* -S */

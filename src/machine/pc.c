@@ -493,7 +493,8 @@ static int board_accel(struct machine *m, struct error *err)
     }
     struct accel_board b = {
         .ml = m->ml, .mem = m->mem, .io = m->io, .apics = m->apics, .ncpus = m->ncpus,
-        .log_mask = m->cfg.log_mask, .triple_fault = machine_triple_fault, .opaque = m,
+        .log_mask = m->cfg.log_mask, .cpu_model = m->cfg.cpu_model,
+        .triple_fault = machine_triple_fault, .opaque = m,
     };
     m->accel = m->aops->create(&b, err);
     return m->accel ? 0 : (err && err->code ? err->code : -EINVAL);
