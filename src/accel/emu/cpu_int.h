@@ -287,8 +287,11 @@ void x86_log(struct x86_cpu *cpu, unsigned mask, const char *fmt, ...)
 
 /* Linear address of a ModRM memory operand (segment base included,
  * offset truncated to the address size). Do not call for mod == 3. */
+#define X86_INSN_EA_SIMPLE 0x80u   /* x86_insn.flags: 64-bit [base + disp], no segment base */
 static inline uint64_t x86_ea(struct x86_cpu *cpu, const struct x86_insn *in)
 {
+    if (X86_LIKELY(in->flags & X86_INSN_EA_SIMPLE))
+        return cpu->gpr[in->base] + (uint64_t)(int64_t)in->disp;
     uint64_t a = (uint64_t)(int64_t)in->disp;
     if (in->base < 16)
         a += cpu->gpr[in->base];

@@ -347,6 +347,9 @@ int x86_decode(const uint8_t *bytes, unsigned avail, unsigned mode, struct x86_i
         in->seg = X86_SEG_ZERO;
     if (a & A_END)
         in->flags |= X86_DF_END;
+    if (in->mod != 3 && in->asz == 8 && in->base < 16 && in->index == X86_NOREG &&
+        in->seg == X86_SEG_ZERO)
+        in->flags |= X86_INSN_EA_SIMPLE;
 
     /* handler */
     x86_handler *fn;
