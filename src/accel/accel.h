@@ -40,6 +40,11 @@ struct accel_ops {
     void (*get_regs)(struct accel *a, int i, struct x86_regs *r);
     void (*set_regs)(struct accel *a, int i, const struct x86_regs *r);
     int (*translate)(struct accel *a, int i, uint64_t va, uint64_t *pa);
+    /* Optional (NULL where not offered): a guest write of len bytes at
+     * addr (a port if pio) signals eventfd fd instead of leaving the
+     * guest; assign=false removes it. Meant for virtio doorbells, whose
+     * handler then runs from the event loop. Returns 0 or -errno. */
+    int (*ioeventfd)(struct accel *a, uint64_t addr, unsigned len, bool pio, int fd, bool assign);
 };
 
 extern const struct accel_ops accel_emu_ops;

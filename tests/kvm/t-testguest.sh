@@ -33,6 +33,11 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     check_eq "kvm: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/kvm.out")"
     run ekvm "$QUOKKA" -enable-kvm
     check_eq "-enable-kvm: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/ekvm.out")"
+    run smp "$QUOKKA" -accel kvm -smp 2
+    check_eq "kvm -smp 2 (an AP waiting for SIPI): same output, exits" \
+        "$(cat "$T/emu.out")/0" "$(cat "$T/smp.out")/$(cat "$T/smp.rc")"
+    run host "$QUOKKA" -accel kvm -cpu host
+    check_eq "kvm -cpu host: same output" "$(cat "$T/emu.out")" "$(cat "$T/host.out")"
     run fb "$QUOKKA" -accel kvm:emu
     check_eq "kvm:emu: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/fb.out")"
     if [ $pvm = yes ]; then

@@ -1,7 +1,7 @@
 /* The KVM accelerator without a guest: the host checks' messages (cause
  * and fix for each way /dev/kvm can be unusable), detection against
- * /sys/module, and the CPUID each vCPU gets per -cpu model, read back
- * with KVM_GET_CPUID2. Where /dev/kvm cannot be opened, creation must
+ * /sys/module, the CPUID each vCPU gets per -cpu model, read back
+ * with KVM_GET_CPUID2, and an ioeventfd doorbell. Where /dev/kvm cannot be opened, creation must
  * fail with the host check's error instead. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "accel/kvm/kvm.h"
 #include "accel/kvm/kvm_int.h"
 #include "hw/apic.h"
@@ -158,12 +160,42 @@ static void test_cpuid_models(void **state)
     unmake(&r, NULL);
 }
 
+/* A real-mode OUT to a port with an ioeventfd signals the eventfd; the
+ * vCPU goes on to HLT without an I/O exit. */
+static void test_ioeventfd(void **state)
+{
+    struct kvm_host h;
+    struct error err = {0};
+    struct rig r;
+    kvm_host_probe(&h);
+    struct accel *a = make(&r, NULL, &err);
+    if (!a) {
+        assert_int_not_equal(kvm_host_usable(&h, &err), 0);
+        unmake(&r, NULL);
+        return;
+    }
+    static const uint8_t code[] = { 0xba, 0x00, 0x05, 0xb0, 0x2a, 0xee, 0xf4 }; /* out to 0x500; hlt */
+    memcpy((uint8_t *)r.ram + 0x1000, code, sizeof(code));
+    int fd = eventfd(0, EFD_NONBLOCK);
+    assert_int_equal(accel_kvm_ops.ioeventfd(a, 0x500, 1, true, fd, true), 0);
+    kvm_regs_sipi(&a->v[0], 0x01);               /* real mode at 0x1000 */
+    assert_int_equal(ioctl(a->v[0].fd, KVM_RUN, 0), 0);
+    assert_int_equal(a->v[0].run->exit_reason, KVM_EXIT_HLT);
+    uint64_t n = 0;
+    assert_int_equal(read(fd, &n, 8), 8);
+    assert_int_equal(n, 1);
+    assert_int_equal(accel_kvm_ops.ioeventfd(a, 0x500, 1, true, fd, false), 0);
+    close(fd);
+    unmake(&r, a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_detection),
         cmocka_unit_test(test_cpuid_models),
+        cmocka_unit_test(test_ioeventfd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

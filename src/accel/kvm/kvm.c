@@ -184,6 +184,16 @@ static int kvm_translate(struct accel *a, int i, uint64_t va, uint64_t *pa)
     return 0;
 }
 
+static int kvm_ioeventfd(struct accel *a, uint64_t addr, unsigned len, bool pio, int fd,
+                         bool assign)
+{
+    struct kvm_ioeventfd io = {
+        .addr = addr, .len = len, .fd = fd,
+        .flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    return ioctl(a->vm, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
 const struct accel_ops accel_kvm_ops = {
     .name = "kvm",
     .create = kvm_create,
@@ -196,4 +206,5 @@ const struct accel_ops accel_kvm_ops = {
     .get_regs = kvm_get_regs_op,
     .set_regs = kvm_set_regs_op,
     .translate = kvm_translate,
+    .ioeventfd = kvm_ioeventfd,
 };

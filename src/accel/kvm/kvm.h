@@ -4,10 +4,12 @@
  *
  * Interrupt controllers: the board's own PIC, I/O APIC and local APICs
  * (hw/) serve KVM as they serve emu, and interrupts are injected with
- * KVM_INTERRUPT. No in-kernel or split irqchip: either would be a second
- * copy of the local APIC with its own timer and IPI logic, and PVM hosts
- * must run the same device model as emu for the test guest's output to
- * match. */
+ * KVM_INTERRUPT. No in-kernel or split irqchip: either puts a second
+ * local APIC (timer, IPIs, TPR) beside the board's, and on PVM hosts the
+ * in-kernel 8259 delivers IRQ0 at a stale vector (QEMU -enable-kvm with
+ * its default kernel_irqchip=on never finishes the test guest there).
+ * Hence no irqfd either (KVM needs an in-kernel irqchip for it): devices
+ * raise lines in-process. ioeventfd works (accel_ops.ioeventfd). */
 #ifndef QUOKKA_ACCEL_KVM_KVM_H
 #define QUOKKA_ACCEL_KVM_KVM_H
 
