@@ -90,6 +90,9 @@ static void *vcpu_thread(void *opaque)
     struct vcpu *v = opaque;
     struct machine *m = v->m;
     atomic_store(&v->tid, (int)syscall(SYS_gettid));
+    char name[16];
+    snprintf(name, sizeof(name), "CPU %d/%s", v->index, m->aops->name);
+    pthread_setname_np(pthread_self(), name);   /* as QEMU names them, for top -H and gdb */
     for (;;) {
         pthread_mutex_lock(&m->run_lock);
         while (m->stop && !m->quit) {
