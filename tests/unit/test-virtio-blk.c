@@ -198,6 +198,8 @@ static int req(uint32_t type, uint64_t sector, uint32_t len, bool dev_writes)
 
 static uint8_t *slot_data(int slot) { return V.ram + DATA + SLOT_DATA * slot; }
 
+static int dz_mode;
+
 static struct pci_dev *add_disk(const char *path, const char *fmt, bool ro)
 {
     struct bdev *bs;
@@ -208,7 +210,7 @@ static struct pci_dev *add_disk(const char *path, const char *fmt, bool ro)
     struct virtio_blk_conf conf = { .bs = bs, .read_only = ro, .discard_unmap = true,
                                     .serial = "QKK-SERIAL-0123456789xyz", .num_queues = 1,
                                     .queue_size = 256, .logical_block_size = 512,
-                                    .physical_block_size = 4096 };
+                                    .physical_block_size = 4096, .detect_zeroes = dz_mode };
     struct pci_dev *d = virtio_blk_pci_new(V.bus, V.ml, -1, "disk0", &conf, &err);
     if (!d)
         fail_msg("%s", err.msg);
@@ -430,6 +432,36 @@ static void test_malformed(void **state)
     assert_true(as_read(V.mem, V.common + 20, 1) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
+/* detect-zeroes=unmap: a write of zeroes over data deallocates the clusters. */
+static void test_detect_zeroes(void **state)
+{
+    const char *p = bt_path("dz.qcow2");
+    assert_int_equal(sh("qemu-img create -q -f qcow2 '%s' 16M", p), 0);
+    dz_mode = VBLK_DZ_UNMAP;
+    add_disk(p, "qcow2", false);
+    dz_mode = VBLK_DZ_OFF;
+    driver_init();
+    bt_fill(slot_data(0), 0, 65536, 9);
+    assert_int_equal(req(1, 128, 65536, false), 0);           /* data at 64 KiB */
+    bt_fill(slot_data(0), 0, 65536, 9);
+    assert_int_equal(req(1, 256, 65536, false), 0);           /* and at 128 KiB */
+    memset(slot_data(0), 0, 65536);
+    assert_int_equal(req(1, 128, 65536, false), 0);           /* zeroes over the first */
+    assert_int_equal(req(0, 128, 65536, true), 0);
+    assert_true(bt_is_zero(slot_data(0), 65536));
+    pci_bus_free(V.bus);
+    V.bus = NULL;
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "qemu-img map --output=json '%s' | grep -q "
+             "'\"start\": 65536, \"length\": 65536, \"depth\": 0, \"present\": true, "
+             "\"zero\": true, \"data\": false'", p);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "qemu-img map --output=json '%s' | grep -q "
+             "'\"start\": 131072, \"length\": 65536, \"depth\": 0, \"present\": true, "
+             "\"zero\": false, \"data\": true'", p);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qcow2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detect_zeroes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
