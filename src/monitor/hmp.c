@@ -203,6 +203,11 @@ void mon_execute(struct monitor *mon, const char *line)
     next_word(&p, w1, sizeof(w1));
     if (!*w1)
         return;
+    char *slash = strchr(w1, '/');      /* "x/4xb addr": the format starts the args */
+    if (slash) {
+        p -= strlen(slash);
+        *slash = 0;
+    }
     const char *after_first = p;
     snprintf(full, sizeof(full), "%s", w1);
     if (!strcmp(w1, "info")) {

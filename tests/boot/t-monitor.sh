@@ -11,7 +11,7 @@ BASE=(-S -display none -serial none)
 "$QUOKKA" "${BASE[@]}" -smp 2 -monitor "unix:$T/m.sock,server,nowait" 2>"$T/err1" &
 pid=$!
 $HMP "unix:$T/m.sock" "info status" "cont" "info status" "stop" "info status" \
-    "info cpus" "info chardev" "info mtree" "xp /2xw 0" "x /3xb 0" "xp /2d 0" \
+    "info cpus" "info chardev" "info mtree" "xp /2xw 0" "x/3xb 0" "xp /2d 0" \
     "bogus" "help" "quit" >"$T/h1"
 wait $pid; rc=$?
 check_eq "quit exits 0" 0 "$rc"
@@ -24,7 +24,7 @@ check_eq "info cpus lists 2 CPUs" 2 "$(grep -c 'CPU #' "$T/h1")"
 grep -q "^compat_monitor0: filename=unix:$T/m.sock,server=on" "$T/h1" && ok "info chardev" || not_ok "info chardev"
 grep -qE "^  0000000000000000-[0-9a-f]{16} \(prio [0-9]+, ram\)" "$T/h1" && ok "info mtree shows RAM at 0" || not_ok "info mtree shows RAM at 0"
 grep -q "^0000000000000000: 0x00000000 0x00000000$" "$T/h1" && ok "xp /2xw" || not_ok "xp /2xw"
-grep -q "^0000000000000000: 0x00 0x00 0x00$" "$T/h1" && ok "x /3xb" || not_ok "x /3xb"
+grep -q "^0000000000000000: 0x00 0x00 0x00$" "$T/h1" && ok "x/3xb" || not_ok "x/3xb"
 grep -qE "^0000000000000000: +0 +0$" "$T/h1" && ok "xp /2d" || not_ok "xp /2d"
 grep -q "^unknown command: 'bogus'" "$T/h1" && ok "unknown command" || not_ok "unknown command"
 grep -q "^info \[subcommand\]" "$T/h1" && ok "help" || not_ok "help"
