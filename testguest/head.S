@@ -147,7 +147,7 @@ gdt_ptr32:
 idt_ptr:
     .word   33 * 16 - 1
     .quad   idt
-    .globl  ticks, boot_params
+    .globl  ticks, boot_params, pdpt
 ticks:  .quad 0
 boot_params: .quad 0
 

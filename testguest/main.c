@@ -4,6 +4,7 @@
  * starting with "#" are details (device lists, addresses) that differ
  * between boards. The last thing it does is power off through ACPI. */
 #include <stdint.h>
+#include "guest.h"
 
 extern volatile uint64_t ticks;
 extern uint64_t boot_params;
@@ -13,17 +14,11 @@ static inline void outw(uint16_t p, uint16_t v) { __asm__ volatile("outw %0, %1"
 static inline void outl(uint16_t p, uint32_t v) { __asm__ volatile("outl %0, %1" :: "a"(v), "Nd"(p)); }
 static inline uint8_t inb(uint16_t p) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(p)); return v; }
 static inline uint32_t inl(uint16_t p) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(p)); return v; }
-static inline uint64_t rdtsc(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-}
 
 static int failures;
 
-static void putc_(char c) { outb(0x3f8, (uint8_t)c); }
-static void puts_(const char *s) { while (*s) putc_(*s++); }
+void putc_(char c) { outb(0x3f8, (uint8_t)c); }
+void puts_(const char *s) { while (*s) putc_(*s++); }
 
 static void puthex(uint64_t v, int digits)
 {
@@ -40,7 +35,7 @@ static void putdec(uint64_t v)
         putc_(b[--n]);
 }
 
-static void result(int ok, const char *what)
+void result(int ok, const char *what)
 {
     puts_(ok ? "ok " : "FAIL ");
     puts_(what);
@@ -59,7 +54,7 @@ static void check_cpl(void)
 
 /* ---- PCI configuration space through 0xCF8/0xCFC ---- */
 
-static uint32_t pci_read(int bus, int dev, int fn, int off)
+uint32_t pci_read(int bus, int dev, int fn, int off)
 {
     outl(0xcf8, 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (off & 0xfc));
     return inl(0xcfc);
@@ -149,6 +144,20 @@ static const uint8_t *find_rsdp(void)
     return 0;
 }
 
+void pci_write(int bus, int dev, int fn, int off, uint32_t v)
+{
+    outl(0xcf8, 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (off & 0xfc));
+    outl(0xcfc, v);
+}
+
+int str_eq(const char *a, const char *b)
+{
+    while (*b)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
+
 static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
 static const uint8_t *find_fadt(const uint8_t *rsdp)
@@ -225,6 +234,7 @@ void guest_main(void)
     result(boot_params != 0, "boot_params handed over");
     check_pci();
     check_timer();
+    check_virtio_blk();
     if (cmdline_has("hold")) {
         puts_("testguest: holding\n");      /* benchmarks read the host process now */
         for (;;)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The freestanding test guest (testguest/) under -accel emu, under KVM and
 # under QEMU (TCG), compared; and what -accel kvm / kvm:emu say on this host.
+# Each run has a virtio-blk disk: the guest reads sector 0 and writes
+# sector 1, which the test then reads from the image file.
 #
 # On a PVM host (kvm_pvm) KVM still runs this guest, which works at CPL3,
 # so the kvm run is compared too; what is asserted there besides is the
@@ -12,11 +14,19 @@
 GUEST=$BUILD/testguest/testguest.bin
 check "build the test guest" make -s -C "$TOP/testguest" OUT="$BUILD/testguest"
 
+disk() {  # disk NAME: a 1 MiB raw image whose sector 0 the guest reads
+    rm -f "$T/$1.img"; truncate -s 1M "$T/$1.img"
+    printf 'QUOKKA-DISK-SECTOR-0' | dd of="$T/$1.img" conv=notrunc status=none
+}
 run() {   # run NAME ARGS...: output in $T/NAME.out, stderr in $T/NAME.err
     local name=$1; shift
-    timeout 20 "$@" -nographic -m 64 -kernel "$GUEST" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+    disk "$name"
+    timeout 20 "$@" -nographic -m 64 -kernel "$GUEST" \
+        -drive "file=$T/$name.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
+        >"$T/$name.out" 2>"$T/$name.err" </dev/null
     echo $? >"$T/$name.rc"
 }
+sector1() { dd if="$T/$1.img" bs=512 skip=1 count=1 status=none | tr -d '\0'; }
 results() { grep -E '^(ok|FAIL|testguest:)' "$1" | tr -d '\r'; }
 
 run emu "$QUOKKA" -accel emu
@@ -24,13 +34,15 @@ check_eq "emu: exit status" 0 "$(cat "$T/emu.rc")"
 check_eq "emu: every check passed" "testguest: all passed, powering off" \
     "$(grep '^testguest: all' "$T/emu.out")"
 check_eq "emu: no failed check" "" "$(grep FAIL "$T/emu.out")"
-check_eq "emu: five checks" 5 "$(grep -c '^ok ' "$T/emu.out")"
+check_eq "emu: seven checks" 7 "$(grep -c '^ok ' "$T/emu.out")"
+check_eq "emu: the guest's write reached the image" "written by the test guest" "$(sector1 emu)"
 
 pvm=no; [ -d /sys/module/kvm_pvm ] && pvm=yes
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     run kvm "$QUOKKA" -accel kvm
     check_eq "kvm: exit status" 0 "$(cat "$T/kvm.rc")"
     check_eq "kvm: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/kvm.out")"
+    check_eq "kvm: the guest's write reached the image" "written by the test guest" "$(sector1 kvm)"
     run ekvm "$QUOKKA" -enable-kvm
     check_eq "-enable-kvm: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/ekvm.out")"
     run smp "$QUOKKA" -accel kvm -smp 2
@@ -63,8 +75,10 @@ if unshare -m true 2>/dev/null; then
     check_eq "no /dev/kvm: -accel kvm fails" 1 "$?"
     check_eq "no /dev/kvm: cause and fix named" 1 \
         "$(grep -c '/dev/kvm is missing.*\(modprobe kvm_\|enable virtualization\)' "$T/nodev.out")"
+    disk nodev2
     unshare -m sh -c 'mount -t tmpfs tmpfs /dev && exec "$@"' sh \
         timeout 20 "$QUOKKA" -accel kvm:emu -nographic -m 64 -kernel "$GUEST" \
+        -drive "file=$T/nodev2.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
         >"$T/nodev2.out" 2>"$T/nodev2.err" </dev/null
     check_eq "no /dev/kvm: kvm:emu runs the guest on emu" "$(cat "$T/emu.out")" "$(cat "$T/nodev2.out")"
     check_eq "no /dev/kvm: kvm:emu says why, in one line" 1 "$(grep -c 'using emu' "$T/nodev2.err")"
@@ -78,9 +92,12 @@ fi
 
 # QEMU is the reference: the results (not the board-specific '#' details) match.
 if command -v qemu-system-x86_64 >/dev/null; then
+    disk qemu
     timeout 30 qemu-system-x86_64 -accel tcg -display none -serial stdio -no-reboot -m 64 \
-        -kernel "$GUEST" >"$T/qemu.out" 2>"$T/qemu.err" </dev/null
+        -kernel "$GUEST" -drive "file=$T/qemu.img,if=none,id=d0,format=raw" \
+        -device virtio-blk-pci,drive=d0,disable-legacy=on >"$T/qemu.out" 2>"$T/qemu.err" </dev/null
     check_eq "qemu tcg: exit status" 0 "$?"
+    check_eq "qemu tcg: the guest's write reached the image" "written by the test guest" "$(sector1 qemu)"
     check_eq "qemu tcg: same results as emu" "$(results "$T/emu.out")" "$(results "$T/qemu.out")"
 else
     not_ok "qemu-system-x86_64 missing: scripts/setup.sh installs it"
