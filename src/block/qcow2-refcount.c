@@ -136,46 +136,53 @@ static void plan_area(struct qcow2_state *s, uint64_t a, uint64_t *entries, uint
     *entries = *k * per_cluster;
 }
 
+/* Claim clusters [a, end), all free: refcount blocks for the ranges that
+ * lack one go to blocks_at, blocks_at + 1, ... (inside the area, counting
+ * the area and themselves), tab[ti] receiving their offsets; clusters in
+ * ranges whose blocks exist are counted there through the cache. */
+static int claim_area(struct qcow2_state *s, uint64_t a, uint64_t end, uint64_t blocks_at,
+                      uint64_t *tab)
+{
+    uint8_t *blk = malloc(s->cluster_size);
+    if (!blk)
+        return -ENOMEM;
+    int ret = 0;
+    uint64_t j = 0;
+    for (uint64_t ti = a >> s->rb_bits; ret == 0 && ti <= (end - 1) >> s->rb_bits; ti++) {
+        if (rb_offset(s, ti))
+            continue;
+        memset(blk, 0, s->cluster_size);
+        uint64_t first = ti << s->rb_bits, lim = first + (1ull << s->rb_bits);
+        for (uint64_t c = first > a ? first : a; c < end && c < lim; c++)
+            rb_entry_set(s, blk, c - first, 1);
+        tab[ti] = (blocks_at + j++) << s->cluster_bits;
+        ret = bdev_pwrite(s->bs->file, tab[ti], blk, s->cluster_size, 0);
+    }
+    free(blk);
+    for (uint64_t c = a; ret == 0 && c < end; c++)
+        if (rb_offset(s, c >> s->rb_bits))
+            ret = qcow2_update_refcount(s, c << s->cluster_bits, 1, 1);
+    return ret;
+}
+
 static int grow_refcount_table(struct qcow2_state *s, uint64_t min_ti)
 {
-    uint64_t entries = min_ti + 1, k, m, rc = 0;
+    uint64_t entries = min_ti + 1, k, m;
     if (entries < s->refcount_table_size * 3 / 2)
         entries = s->refcount_table_size * 3 / 2;
     uint64_t a = area_start(s);
-    (void)rc;
     plan_area(s, a, &entries, &k, &m);
     if (entries * 8 > QCOW2_MAX_REFTABLE_SIZE)
         return -EFBIG;
 
     uint64_t *nt = calloc(entries, 8);
-    uint8_t *blk = calloc(1, s->cluster_size);
-    int ret = (!nt || !blk) ? -ENOMEM : 0;
+    if (!nt)
+        return -ENOMEM;
+    memcpy(nt, s->refcount_table, s->refcount_table_size * 8);
+    uint64_t end = a + k + m;
+    int ret = claim_area(s, a, end, a + k, nt);
     if (ret < 0)
         goto out;
-    memcpy(nt, s->refcount_table, s->refcount_table_size * 8);
-    uint64_t end = a + k + m, j = 0;
-    /* New blocks, each at a + k + j, holding refcount 1 for area clusters in its range. */
-    for (uint64_t ti = a >> s->rb_bits; ti <= (end - 1) >> s->rb_bits; ti++) {
-        if (ti < s->refcount_table_size && s->refcount_table[ti])
-            continue;
-        memset(blk, 0, s->cluster_size);
-        uint64_t first = ti << s->rb_bits, last = first + (1ull << s->rb_bits);
-        for (uint64_t c = first > a ? first : a; c < end && c < last; c++)
-            rb_entry_set(s, blk, c - first, 1);
-        nt[ti] = (a + k + j) << s->cluster_bits;
-        ret = bdev_pwrite(s->bs->file, nt[ti], blk, s->cluster_size, 0);
-        if (ret < 0)
-            goto out;
-        j++;
-    }
-    /* Area clusters in ranges whose blocks already exist. */
-    for (uint64_t c = a; c < end; c++) {
-        if (rb_offset(s, c >> s->rb_bits)) {
-            ret = qcow2_update_refcount(s, c << s->cluster_bits, 1, 1);
-            if (ret < 0)
-                goto out;
-        }
-    }
     for (uint64_t i = 0; i < entries; i++)
         nt[i] = htobe64(nt[i]);
     ret = bdev_pwrite(s->bs->file, a << s->cluster_bits, nt, entries * 8, 0);
@@ -212,7 +219,6 @@ static int grow_refcount_table(struct qcow2_state *s, uint64_t min_ti)
         ret = qcow2_update_refcount(s, old_off, old_clusters << s->cluster_bits, -1);
 out:
     free(nt);
-    free(blk);
     return ret;
 }
 
@@ -385,34 +391,22 @@ static int64_t alloc_large(struct qcow2_state *s, uint64_t n)
         if (ret < 0)
             return ret;
     }
-    uint8_t *blk = malloc(s->cluster_size);
-    if (!blk)
+    uint64_t *tab = calloc(s->refcount_table_size, 8);
+    if (!tab)
         return -ENOMEM;
-    uint64_t j = 0, *newti = calloc(m ? m : 1, 8);
-    ret = newti ? 0 : -ENOMEM;
-    for (uint64_t ti = a >> s->rb_bits; ret == 0 && ti <= (end - 1) >> s->rb_bits; ti++) {
-        if (rb_offset(s, ti))
-            continue;
-        memset(blk, 0, s->cluster_size);
-        uint64_t first = ti << s->rb_bits, lim = first + (1ull << s->rb_bits);
-        for (uint64_t c = first > a ? first : a; c < end && c < lim; c++)
-            rb_entry_set(s, blk, c - first, 1);
-        ret = bdev_pwrite(s->bs->file, (a + n + j) << s->cluster_bits, blk, s->cluster_size, 0);
-        newti[j++] = ti;
-    }
-    free(blk);
-    for (uint64_t c = a; ret == 0 && c < end; c++)
-        if (rb_offset(s, c >> s->rb_bits))
-            ret = qcow2_update_refcount(s, c << s->cluster_bits, 1, 1);
+    ret = claim_area(s, a, end, a + n, tab);
     if (ret == 0)
         ret = qcow2_cache_flush(s, &s->rb_cache);
     if (ret == 0)
         ret = qcow2_barrier(s);
-    for (uint64_t k = 0; ret == 0 && k < j; k++) {
-        s->refcount_table[newti[k]] = (a + n + k) << s->cluster_bits;
-        ret = write_reftable_entry(s, newti[k]);
+    /* The new blocks are durable: now the table may point at them. */
+    for (uint64_t ti = a >> s->rb_bits; ret == 0 && ti <= (end - 1) >> s->rb_bits; ti++) {
+        if (tab[ti]) {
+            s->refcount_table[ti] = tab[ti];
+            ret = write_reftable_entry(s, ti);
+        }
     }
-    free(newti);
+    free(tab);
     if (ret < 0)
         return ret;
     note_allocated(s, end);
