@@ -50,6 +50,12 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         "$(cat "$T/emu.out")/0" "$(cat "$T/smp.out")/$(cat "$T/smp.rc")"
     run host "$QUOKKA" -accel kvm -cpu host
     check_eq "kvm -cpu host: same output" "$(cat "$T/emu.out")" "$(cat "$T/host.out")"
+    # The monitor reads a vCPU that spins at CPL3 without exiting.
+    (sleep 1; echo "info registers"; sleep 0.5; echo quit) | timeout 10 "$QUOKKA" -accel kvm \
+        -display none -serial none -monitor stdio -m 64 -kernel "$GUEST" -append hold \
+        >"$T/mon.out" 2>&1
+    check_eq "kvm: info registers of a spinning vCPU, then quit" "1/0" \
+        "$(grep -c '^RIP=.* CPL=3 ' "$T/mon.out")/$?"
     run fb "$QUOKKA" -accel kvm:emu
     check_eq "kvm:emu: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/fb.out")"
     if [ $pvm = yes ]; then

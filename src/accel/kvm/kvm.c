@@ -159,10 +159,31 @@ static void kvm_vcpu_reset(struct accel *a, int i, bool bsp)
     pthread_mutex_unlock(&v->lock);
 }
 
+/* From another thread while the vCPU is in the guest, KVM_GET_REGS would
+ * wait for its next exit, which a guest spinning at CPL3 may never make:
+ * kick it out and read the copy KVM leaves in kvm_run. */
+static bool kvm_regs_from_exit(struct kvm_vcpu *v, struct x86_regs *r)
+{
+    pthread_mutex_lock(&v->lock);
+    bool foreign = v->thread_set && !pthread_equal(v->thread, pthread_self());
+    pthread_mutex_unlock(&v->lock);
+    if (!foreign || !atomic_load(&v->in_guest))
+        return false;
+    unsigned long e = atomic_load(&v->exits);
+    pthread_kill(v->thread, SIG_KICK);
+    for (int n = 0; n < 2000 && atomic_load(&v->exits) == e; n++)
+        usleep(100);
+    if (atomic_load(&v->exits) == e)
+        return false;
+    kvm_regs_convert(r, &v->run->s.regs.regs, &v->run->s.regs.sregs);
+    return true;
+}
+
 static void kvm_get_regs_op(struct accel *a, int i, struct x86_regs *r)
 {
     struct kvm_vcpu *v = &a->v[i];
-    kvm_regs_get(v, r);
+    if (!kvm_regs_from_exit(v, r))
+        kvm_regs_get(v, r);
     r->halted = v->halted;
     r->wait_for_sipi = v->wait_for_sipi;
 }

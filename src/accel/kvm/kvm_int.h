@@ -6,6 +6,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include "accel/accel.h"
 
@@ -26,6 +27,10 @@ struct kvm_vcpu {
     bool halted, wait_for_sipi;   /* vCPU thread only (or while parked) */
     bool intr_pending;            /* the APIC may have a vector for us */
     uint8_t cr8;                  /* last TPR seen in kvm_run */
+    /* For readers in other threads: KVM copies regs and sregs into
+     * kvm_run at every exit (KVM_CAP_SYNC_REGS); `exits` counts them. */
+    atomic_bool in_guest;
+    atomic_ulong exits;
 };
 
 struct accel {
@@ -38,6 +43,7 @@ struct accel {
 void kvm_vcpu_run(struct accel *a, int i);
 
 void kvm_regs_get(struct kvm_vcpu *v, struct x86_regs *r);
+void kvm_regs_convert(struct x86_regs *r, const struct kvm_regs *k, const struct kvm_sregs *s);
 void kvm_regs_set(struct kvm_vcpu *v, const struct x86_regs *r);
 /* Power-on (and INIT) state: real mode at F000:FFF0. */
 void kvm_regs_reset(struct kvm_vcpu *v);

@@ -55,15 +55,11 @@ struct msr_buf {
     struct kvm_msr_entry e[7];
 };
 
-void kvm_regs_get(struct kvm_vcpu *v, struct x86_regs *r)
+void kvm_regs_convert(struct x86_regs *r, const struct kvm_regs *kp, const struct kvm_sregs *sp)
 {
-    struct kvm_regs k;
-    struct kvm_sregs s;
+    struct kvm_regs k = *kp;
+    struct kvm_sregs s = *sp;
     memset(r, 0, sizeof(*r));
-    if (ioctl(v->fd, KVM_GET_REGS, &k) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0) {
-        error_report("KVM: cannot read the registers of vCPU %d", v->index);
-        return;
-    }
     __u64 *g[16] = GPRS(k);
     for (int i = 0; i < 16; i++)
         r->gpr[i] = *g[i];
@@ -84,6 +80,18 @@ void kvm_regs_get(struct kvm_vcpu *v, struct x86_regs *r)
     r->cr8 = s.cr8;
     r->efer = s.efer;
     r->apic_base = s.apic_base;
+}
+
+void kvm_regs_get(struct kvm_vcpu *v, struct x86_regs *r)
+{
+    struct kvm_regs k;
+    struct kvm_sregs s;
+    if (ioctl(v->fd, KVM_GET_REGS, &k) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0) {
+        memset(r, 0, sizeof(*r));
+        error_report("KVM: cannot read the registers of vCPU %d", v->index);
+        return;
+    }
+    kvm_regs_convert(r, &k, &s);
     struct msr_buf m = { .h.nmsrs = 7 };
     for (int i = 0; i < 7; i++)
         m.e[i].index = msr_idx[i];

@@ -28,6 +28,7 @@ static void kvm_thread_setup(struct kvm_vcpu *v)
     sigemptyset(&set);
     sigaddset(&set, SIG_KICK);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
     pthread_mutex_lock(&v->lock);
     v->thread = pthread_self();
     v->thread_set = true;
@@ -222,7 +223,11 @@ void kvm_vcpu_run(struct accel *a, int i)
     while (kvm_take_events(v)) {
         kvm_inject(v);
         v->run->cr8 = v->cr8;
-        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+        atomic_store(&v->in_guest, true);
+        int r = ioctl(v->fd, KVM_RUN, 0);
+        atomic_store(&v->in_guest, false);
+        atomic_fetch_add(&v->exits, 1);
+        if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 drain_kick();
                 continue;
