@@ -54,8 +54,9 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     (sleep 1; echo "info registers"; sleep 0.5; echo quit) | timeout 10 "$QUOKKA" -accel kvm \
         -display none -serial none -monitor stdio -m 64 -kernel "$GUEST" -append hold \
         >"$T/mon.out" 2>&1
+    rc=$?
     check_eq "kvm: info registers of a spinning vCPU, then quit" "1/0" \
-        "$(grep -c '^RIP=.* CPL=3 ' "$T/mon.out")/$?"
+        "$(grep -c '^RIP=.* CPL=3 ' "$T/mon.out")/$rc"
     run fb "$QUOKKA" -accel kvm:emu
     check_eq "kvm:emu: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/fb.out")"
     if [ $pvm = yes ]; then
