@@ -931,10 +931,49 @@ static x86_handler *const r_rm_fn[8] = { op_r_rm_0, op_r_rm_1, op_r_rm_2, op_r_r
 static x86_handler *const rm_r_fn[8] = { op_rm_r_0, op_rm_r_1, op_rm_r_2, op_rm_r_3,
                                          op_rm_r_4, op_rm_r_5, op_rm_r_6, op_rm_r_7 };
 
+/* SHL/SHR/SAR reg, imm8 on 32/64-bit registers: no dispatch on the /op */
+static void op_shl_ri(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, cnt = (unsigned)in->imm & (size == 8 ? 63 : 31);
+    if (!cnt)
+        return;
+    uint64_t v = x86_get_reg(cpu, in, in->rm, size), r = (v << cnt) & mask_of(size);
+    x86_lf(cpu, X86_LF_SHL, size, v, cnt, r);
+    x86_set_reg(cpu, in, in->rm, size, r);
+}
+
+static void op_shr_ri(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, cnt = (unsigned)in->imm & (size == 8 ? 63 : 31);
+    if (!cnt)
+        return;
+    uint64_t v = x86_get_reg(cpu, in, in->rm, size), r = v >> cnt;
+    x86_lf(cpu, X86_LF_SHR, size, v, cnt, r);
+    x86_set_reg(cpu, in, in->rm, size, r);
+}
+
+static void op_sar_ri(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, cnt = (unsigned)in->imm & (size == 8 ? 63 : 31);
+    if (!cnt)
+        return;
+    uint64_t v = x86_get_reg(cpu, in, in->rm, size);
+    uint64_t r = (uint64_t)((int64_t)sext(v, size) >> cnt) & mask_of(size);
+    x86_lf(cpu, X86_LF_SAR, size, v, cnt, r);
+    x86_set_reg(cpu, in, in->rm, size, r);
+}
+
 x86_handler *x86_alu_fast(const struct x86_insn *in)
 {
     if (in->map != X86_MAP_1B)
         return NULL;
+    if (in->op == 0xc1 && in->mod == 3 && in->osz >= 4) {
+        switch ((in->modrm >> 3) & 7) {
+        case 4: case 6: return op_shl_ri;
+        case 5: return op_shr_ri;
+        case 7: return op_sar_ri;
+        }
+    }
     if (in->op >= 0x80 && in->op <= 0x83)
         return grp1_fn[(in->modrm >> 3) & 7];
     if (in->op < 0x40 && (in->op & 7) < 4) {
