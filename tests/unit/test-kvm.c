@@ -44,6 +44,10 @@ static void test_messages(void **state)
     assert_int_equal(kvm_host_usable(&h, &err), -ENOTSUP);
     h.api_version = 12;
     assert_int_equal(kvm_host_usable(&h, &err), 0);
+    h.vm_errno = EBUSY;
+    err = (struct error){0};
+    assert_int_equal(kvm_host_usable(&h, &err), -EBUSY);
+    assert_non_null(strstr(err.msg, "cannot create a VM"));
     assert_non_null(strstr(kvm_module_meaning("kvm_pvm"), "CPL0"));
 }
 

@@ -53,6 +53,11 @@ void kvm_host_probe(struct kvm_host *h)
         return;
     }
     h->api_version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    int vm = ioctl(fd, KVM_CREATE_VM, 0);     /* fails where VT-x is held elsewhere */
+    if (vm < 0)
+        h->vm_errno = errno;
+    else
+        close(vm);
     close(fd);
     /* Hardware virtualization runs CPL0 natively; PVM never does; for
      * any other KVM a short probe decides. */
@@ -82,6 +87,10 @@ int kvm_host_usable(const struct kvm_host *h, struct error *err)
     if (h->api_version != KVM_API_VERSION)
         return error_set(err, -ENOTSUP, "KVM API version %d is not supported (need %d)",
                          h->api_version, KVM_API_VERSION);
+    if (h->vm_errno)
+        return error_set(err, -h->vm_errno, "KVM is not available: it cannot create a VM (%s); "
+                         "another hypervisor may hold the CPU's virtualization (close it), "
+                         "or see dmesg", strerror(h->vm_errno));
     return 0;
 }
 

@@ -22,6 +22,7 @@ extern const struct accel_ops accel_kvm_ops;
 /* What the host offers. */
 struct kvm_host {
     int open_errno;               /* 0: /dev/kvm opened */
+    int vm_errno;                 /* 0: a VM could be created */
     const char *module;           /* "kvm_intel", "kvm_amd", "kvm_pvm" or NULL */
     bool cpu_vmx, cpu_svm;        /* CPU flags in /proc/cpuinfo */
     bool native_cpl0;             /* guest CPL0 code runs natively */

@@ -170,6 +170,15 @@ void kvm_regs_reset(struct kvm_vcpu *v)
     struct kvm_regs k = { .rip = 0xfff0, .rflags = 2, .rdx = 0x600 };
     if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, &k) < 0)
         error_report("KVM: cannot reset vCPU %d", v->index);
+    /* The TSC restarts at 0 (KVM keeps vCPUs written together in sync);
+     * kvmclock, async page faults and PV EOI are off until the guest
+     * registers them again. Not every KVM has every one: ignore refusals. */
+    static const uint32_t zero[] = { 0x10, 0x4b564d01, 0x4b564d02, 0x4b564d04 };
+    for (unsigned i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
+        struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = { .h.nmsrs = 1 };
+        m.e.index = zero[i];
+        ioctl(v->fd, KVM_SET_MSRS, &m);
+    }
 }
 
 void kvm_regs_sipi(struct kvm_vcpu *v, uint8_t vector)
