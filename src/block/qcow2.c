@@ -464,35 +464,25 @@ static int repair_dirty(struct bdev *bs, struct qcow2_state *s, struct error *er
     return ret < 0 ? error_set_errno(err, ret, "Could not mark image clean") : 0;
 }
 
-static int qcow2_open(struct bdev *bs, const struct bdev_open_opts *o, struct error *err)
+/* Header, extensions, L1 and refcount tables, caches. */
+static int load_image(struct bdev *bs, struct qcow2_state *s, struct error *err)
 {
-    struct qcow2_state *s = qcow2_state(bs);
     uint8_t hb[QCOW2_V3_HEADER_SIZE_CT];
-    s->bs = bs;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_rwlock_init(&s->io_lock, NULL);
-    pthread_cond_init(&s->inflight_cond, NULL);
-    s->read_only = bs->read_only;
     int64_t flen = bdev_getlength(bs->file);
     memset(hb, 0, sizeof(hb));
-    int ret = flen < 0 ? (int)flen : bdev_pread(bs->file, 0,
-                                                hb, flen < (int64_t)sizeof(hb) ? (uint64_t)flen
+    int ret = flen < 0 ? (int)flen
+                       : bdev_pread(bs->file, 0, hb, (uint64_t)flen < sizeof(hb) ? (uint64_t)flen
                                                                              : sizeof(hb));
-    if (ret < 0) {
-        free_state(s);
+    if (ret < 0)
         return error_set_errno(err, ret, "Could not read qcow2 header");
-    }
     parse_header(&s->hdr, hb);
     ret = check_header(s, flen, err);
-    if (ret < 0) {
-        free_state(s);
+    if (ret < 0)
         return ret;
-    }
     setup_geometry(s);
     uint8_t *buf = calloc(1, s->cluster_size);
-    ret = buf ? bdev_pread(bs->file, 0, buf, (uint64_t)flen < s->cluster_size ? (uint64_t)flen
-                                                                            : s->cluster_size)
-              : -ENOMEM;
+    uint64_t n = (uint64_t)flen < s->cluster_size ? (uint64_t)flen : s->cluster_size;
+    ret = buf ? bdev_pread(bs->file, 0, buf, n) : -ENOMEM;
     if (ret == 0)
         ret = open_metadata(s, buf, s->cluster_size, err);
     free(buf);
@@ -508,34 +498,47 @@ static int qcow2_open(struct bdev *bs, const struct bdev_open_opts *o, struct er
         if (!bs->read_only && !(bs->flags & BDEV_O_CHECK))
             ret = error_set(err, -EACCES, "qcow2: Image is corrupt; cannot be opened read/write");
     }
+    return ret;
+}
+
+/* What a read-write open settles before the first write. */
+static int open_rw(struct bdev *bs, struct qcow2_state *s, struct error *err)
+{
+    int ret = 0;
+    if (s->hdr.version >= 3 && s->hdr.autoclear_features) {
+        /* We maintain none of these: clearing them is how we say so. */
+        s->hdr.autoclear_features = 0;
+        ret = qcow2_write_header(s);
+    }
+    if (ret == 0 && (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY) &&
+        !(bs->flags & BDEV_O_CHECK))
+        ret = repair_dirty(bs, s, err);
+    return ret;
+}
+
+static int qcow2_open(struct bdev *bs, const struct bdev_open_opts *o, struct error *err)
+{
+    struct qcow2_state *s = qcow2_state(bs);
+    s->bs = bs;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_rwlock_init(&s->io_lock, NULL);
+    pthread_cond_init(&s->inflight_cond, NULL);
+    s->read_only = bs->read_only;
+    int ret = load_image(bs, s, err);
+    if (ret == 0) {
+        bs->backing_file = s->backing_file ? strdup(s->backing_file) : NULL;
+        bs->backing_format = s->backing_format ? strdup(s->backing_format) : NULL;
+    }
+    if (ret == 0 && !bs->read_only)
+        ret = open_rw(bs, s, err);
     if (ret < 0) {
         free_state(s);
+        s->bs = NULL;
         if (!error_is_set(err))
             error_set_errno(err, ret, "Could not open '%s'", bs->filename);
-        return ret;
-    }
-    bs->backing_file = s->backing_file ? strdup(s->backing_file) : NULL;
-    bs->backing_format = s->backing_format ? strdup(s->backing_format) : NULL;
-
-    if (!bs->read_only) {
-        uint64_t ac = s->hdr.autoclear_features;
-        if (s->hdr.version >= 3 && ac) {
-            /* We maintain none of these: clearing them is how we say so. */
-            s->hdr.autoclear_features = 0;
-            ret = qcow2_write_header(s);
-        }
-        if (ret == 0 && (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY) &&
-            !(bs->flags & BDEV_O_CHECK))
-            ret = repair_dirty(bs, s, err);
-        if (ret < 0) {
-            free_state(s);
-            if (!error_is_set(err))
-                error_set_errno(err, ret, "Could not open '%s'", bs->filename);
-            return ret;
-        }
     }
     (void)o;
-    return 0;
+    return ret;
 }
 
 static void qcow2_close(struct bdev *bs)
