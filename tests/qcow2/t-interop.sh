@@ -140,6 +140,17 @@ check_eq "shrink: size" 1048576 "$(qemu-img info --output=json k.qcow2 | python3
 head -c 1M src.raw > head.raw
 check "shrink: data kept" qemu-img compare -q -f raw -F qcow2 head.raw k.qcow2
 
+# A dirty image (lazy refcounts, left unclosed) is repaired by a read-write open.
+rm -f lz.qcow2
+"$QUOKKA_IMG" create -q -f qcow2 -o lazy_refcounts=on lz.qcow2 4M
+"$QIO" -c "write -P 0x21 0 1M" lz.qcow2 >/dev/null
+printf '\x01' | dd of=lz.qcow2 bs=1 seek=79 conv=notrunc status=none
+dirty() { qemu-img info --output=json lz.qcow2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["dirty-flag"])'; }
+check_eq "dirty bit set" True "$(dirty)"
+check "read-write open of a dirty image" "$QIO" -c "read -P 0x21 0 1M" lz.qcow2
+check_eq "dirty bit cleared" False "$(dirty)"
+check "dirty image repaired: clean" clean lz.qcow2
+
 # Headers we must refuse, clearly.
 rm -f f.qcow2; qemu-img create -q -f qcow2 f.qcow2 1M
 printf '\x00\x00\x00\x00\x00\x00\x00\x20' | dd of=f.qcow2 bs=1 seek=72 conv=notrunc status=none
