@@ -43,6 +43,7 @@ static void check_kvm(struct doctor *d)
 {
     struct kvm_host h;
     kvm_host_probe(&h);
+    kvm_host_probe_vm(&h);
     bool pvm = h.module && !strcmp(h.module, "kvm_pvm");
     if (h.cpu_vmx || h.cpu_svm)
         say(d, OK, "cpu", "%s flag present", h.cpu_vmx ? "vmx (Intel VT-x)" : "svm (AMD-V)");
@@ -62,9 +63,12 @@ static void check_kvm(struct doctor *d)
     else if (h.open_errno)
         say(d, FAIL, "/dev/kvm", "cannot open: %s; join the kvm group "
             "(usermod -aG kvm $USER, then log in again)", strerror(h.open_errno));
+    else if (h.vm_errno)
+        say(d, FAIL, "/dev/kvm", "opens, but no VM can be created (%s): another hypervisor "
+            "may hold the CPU's virtualization; close it, or see dmesg", strerror(h.vm_errno));
     else
         say(d, OK, "/dev/kvm", "present and openable (API version %d)", h.api_version);
-    if (!h.open_errno) {
+    if (!h.open_errno && !h.vm_errno) {
         long long ns = kvm_probe_cpl0_ns();
         if (ns < 0)
             say(d, FAIL, "guest kernel", "a test VM could not run: %s", strerror((int)-ns));

@@ -53,11 +53,6 @@ void kvm_host_probe(struct kvm_host *h)
         return;
     }
     h->api_version = ioctl(fd, KVM_GET_API_VERSION, 0);
-    int vm = ioctl(fd, KVM_CREATE_VM, 0);     /* fails where VT-x is held elsewhere */
-    if (vm < 0)
-        h->vm_errno = errno;
-    else
-        close(vm);
     close(fd);
     /* Hardware virtualization runs CPL0 natively; PVM never does; for
      * any other KVM a short probe decides. */
@@ -67,6 +62,19 @@ void kvm_host_probe(struct kvm_host *h)
         long long ns = kvm_probe_cpl0_ns();
         h->native_cpl0 = ns >= 0 && ns < 5000000;
     }
+}
+
+void kvm_host_probe_vm(struct kvm_host *h)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int vm = ioctl(fd, KVM_CREATE_VM, 0);
+    if (vm < 0)
+        h->vm_errno = errno;
+    else
+        close(vm);
+    close(fd);
 }
 
 int kvm_host_usable(const struct kvm_host *h, struct error *err)
@@ -166,6 +174,8 @@ const struct accel_ops *kvm_accel_select(bool fallback, struct error *err)
 {
     struct kvm_host h;
     kvm_host_probe(&h);
+    if (fallback)
+        kvm_host_probe_vm(&h);                   /* ~0.4 ms: only where it picks */
     struct error why = {0};
     if (kvm_host_usable(&h, &why) < 0) {
         if (!fallback) {

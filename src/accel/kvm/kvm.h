@@ -31,6 +31,8 @@ struct kvm_host {
 
 /* Fill h from /sys/module, /proc/cpuinfo and /dev/kvm. Never fails. */
 void kvm_host_probe(struct kvm_host *h);
+/* Also try to create a VM (fails where another hypervisor holds VT-x). */
+void kvm_host_probe_vm(struct kvm_host *h);
 /* 0 if KVM is usable; else -errno with a message naming cause and fix. */
 int kvm_host_usable(const struct kvm_host *h, struct error *err);
 /* One line saying what the module means for guests. */
