@@ -55,11 +55,10 @@ int img_amend(int argc, char **argv)
         case 'p': progress = true; break;
         case 'q': quiet = true; break;
         case OPT_FORCE: force = true; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }
-    (void)progress;
     if (!options)
         return img_usage_error("Must specify options (-o)");
     bool help = !strcmp(options, "help") || !strcmp(options, "?");
@@ -114,7 +113,14 @@ int img_amend(int argc, char **argv)
             goto out;
         }
     }
-    if (drv->amend(bs, &o, force, &err) < 0 || opts_check_unused(&o, &err) < 0) {
+    /* The driver reports no intermediate progress: the bar shows start and end. */
+    progress_init(progress && !quiet);
+    progress_update(0, 1);
+    int ret = drv->amend(bs, &o, force, &err);
+    if (ret >= 0)
+        progress_update(1, 1);
+    progress_end();
+    if (ret < 0 || opts_check_unused(&o, &err) < 0) {
         error_report_err(&err);
         goto out;
     }

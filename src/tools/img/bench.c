@@ -151,7 +151,7 @@ int img_bench(int argc, char **argv)
         case OPT_PATTERN: if (parse_int(optarg, "pattern byte", 0, &pattern) || pattern > 255) return 1; break;
         case OPT_FLUSH_INTERVAL: if (parse_int(optarg, "flush interval", 0, &v)) return 1; b.flush_interval = v; break;
         case OPT_NO_DRAIN: b.drain = false; break;
-        case OPT_IMAGE_OPTS: break;
+        case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

@@ -68,7 +68,7 @@ int img_commit(int argc, char **argv)
         case 'd': drop = true; break;
         case 'p': progress = true; break;
         case 'q': quiet = true; break;
-        case 'r': case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case 'r': case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

@@ -156,7 +156,7 @@ int img_compare(int argc, char **argv)
         case 'q': c.quiet = true; break;
         case 's': c.strict = true; break;
         case 'U': flags |= BDEV_O_FORCE_SHARE; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: img_unsupported_option(ch); return 2;
         default: img_bad_option(ch, argv[optind - 1]); return 2;
         }
     }

@@ -363,7 +363,8 @@ static int cvt_parse(int argc, char **argv, struct cvt_args *a)
                          "is not supported");
             return 1;
         case 'C': case 'r': case OPT_OBJECT: case OPT_IMAGE_OPTS:
-        case OPT_TARGET_IMAGE_OPTS: case OPT_SALVAGE: case OPT_BITMAPS: break;
+        case OPT_TARGET_IMAGE_OPTS: case OPT_SALVAGE: case OPT_BITMAPS:
+            return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

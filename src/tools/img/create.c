@@ -313,7 +313,7 @@ int img_create(int argc, char **argv)
         }
         case 'q': quiet = true; break;
         case 'u': unsafe = true; break;
-        case OPT_OBJECT: break;
+        case OPT_OBJECT: return img_unsupported_option(c);
         default: free(optstr); return img_bad_option(c, argv[optind - 1]);
         }
     }

@@ -62,7 +62,7 @@ int img_dd(int argc, char **argv)
         case 'f': fmt = optarg; break;
         case 'O': out_fmt = optarg; break;
         case 'U': flags |= BDEV_O_FORCE_SHARE; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

@@ -130,6 +130,27 @@ int img_bad_option(int c, const char *arg)
     return img_usage_error("unrecognized option '%s'", arg);
 }
 
+/* Options qemu-img has that we parse but do not implement: refuse them by
+ * name rather than run without what the user asked for. */
+int img_unsupported_option(int c)
+{
+    const char *name;
+    switch (c) {
+    case OPT_OBJECT: name = "--object"; break;
+    case OPT_IMAGE_OPTS: name = "--image-opts"; break;
+    case OPT_TARGET_IMAGE_OPTS: name = "--target-image-opts"; break;
+    case OPT_SALVAGE: name = "--salvage"; break;
+    case OPT_BITMAPS: name = "--bitmaps"; break;
+    default: {
+        static char buf[8];
+        snprintf(buf, sizeof(buf), "-%c", c);
+        name = buf;
+    }
+    }
+    error_report("option '%s' is not supported", name);
+    return 1;
+}
+
 int img_parse_output(const char *s)
 {
     if (!strcmp(s, "human"))

@@ -42,6 +42,8 @@ int img_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the error for an unknown option / missing argument and return 1. */
 int img_bad_option(int c, const char *prog_opt);
 void img_help(void);
+/* Report an option we recognise but do not implement; returns 1. */
+int img_unsupported_option(int c);
 
 /* "human" or "json"; returns -1 (and reports) for anything else. */
 enum { OFMT_HUMAN, OFMT_JSON };

@@ -169,7 +169,7 @@ int img_info(int argc, char **argv)
         case 'U': flags |= BDEV_O_FORCE_SHARE; break;
         case OPT_OUTPUT: if ((ofmt = img_parse_output(optarg)) < 0) return 1; break;
         case OPT_BACKING_CHAIN: chain = true; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

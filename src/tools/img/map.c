@@ -122,7 +122,7 @@ int img_map(int argc, char **argv)
             }
             break;
         case OPT_OUTPUT: if ((ofmt = img_parse_output(optarg)) < 0) return 1; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

@@ -71,7 +71,7 @@ int img_measure(int argc, char **argv)
             error_report("Failed to load snapshot: measuring an internal snapshot (-l) "
                          "is not supported");
             return 1;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

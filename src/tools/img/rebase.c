@@ -84,7 +84,7 @@ int img_rebase(int argc, char **argv)
         case 't': cache = optarg; break;
         case 'q': quiet = true; break;
         case 'U': force_share = true; break;
-        case 'T': case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case 'T': case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

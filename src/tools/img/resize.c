@@ -27,7 +27,7 @@ int img_resize(int argc, char **argv)
         case 'q': quiet = true; break;
         case OPT_PREALLOC: prealloc = optarg; break;
         case OPT_SHRINK: shrink = true; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
     }

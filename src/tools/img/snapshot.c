@@ -43,7 +43,7 @@ int img_snapshot(int argc, char **argv)
         case 'd': a = SN_DELETE; name = optarg; break;
         case 'q': quiet = true; break;
         case 'U': force_share = true; break;
-        case OPT_OBJECT: case OPT_IMAGE_OPTS: break;
+        case OPT_OBJECT: case OPT_IMAGE_OPTS: return img_unsupported_option(c);
         default: return img_bad_option(c, argv[optind - 1]);
         }
         if (a) {
