@@ -10,6 +10,7 @@
 #include <string.h>
 #include "accel/emu/cpu.h"
 #include "cli/drive.h"
+#include "cli/netdev.h"
 #include "util/opts.h"
 #include "util/version.h"
 
@@ -350,7 +351,7 @@ static const struct cli_option options[] = {
     { "hdc", true, NULL }, { "hdd", true, NULL }, { "cdrom", true, NULL },
     { "fda", true, NULL }, { "fdb", true, NULL },
     { "boot", true, NULL }, { "bios", true, NULL }, { "global", true, NULL }, { "object", true, NULL },
-    { "netdev", true, NULL }, { "net", true, NULL }, { "nic", true, NULL },
+    { "netdev", true, cli_opt_netdev }, { "net", true, cli_opt_net }, { "nic", true, cli_opt_nic },
     { "vnc", true, NULL }, { "vga", true, NULL }, { "sdl", false, NULL },
     { "spice", true, NULL }, { "full-screen", false, NULL }, { "k", true, NULL },
     { "usb", false, NULL }, { "usbdevice", true, NULL }, { "audiodev", true, NULL },

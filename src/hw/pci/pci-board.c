@@ -12,6 +12,7 @@
 #include "block/block_int.h"
 #include "hw/pci/pci.h"
 #include "hw/virtio/virtio-blk.h"
+#include "hw/virtio/virtio-net.h"
 #include "hw/virtio/virtio-rng.h"
 #include "hw/virtio/virtio-serial.h"
 #include "util/opts.h"
@@ -216,6 +217,11 @@ static int create_port(struct model_ctx *c, bool console, struct error *err)
 static int create_console(struct model_ctx *c, struct error *err) { return create_port(c, true, err); }
 static int create_sport(struct model_ctx *c, struct error *err) { return create_port(c, false, err); }
 
+static int create_net(struct model_ctx *c, struct error *err)
+{
+    return virtio_net_board_create(c->bus, c->ml, c->devfn, c->id, c->o, err);
+}
+
 static const struct model models[] = {
     { "virtio-blk-pci", "virtio-blk", "Virtio block device",
       "drive=<str>  serial=<str>  num-queues=<uint16>  queue-size=<uint16>\n"
@@ -223,6 +229,8 @@ static const struct model models[] = {
       create_blk },
     { "virtio-rng-pci", "virtio-rng", "Virtio RNG device (entropy from the host's getrandom)",
       "", create_rng },
+    { "virtio-net-pci", "virtio-net", "Virtio network device",
+      "netdev=<str>  mac=<str>", create_net },
     { "virtio-serial-pci", "virtio-serial", "Virtio serial controller (consoles and ports)",
       "max_ports=<uint32>", create_serial },
     { "virtconsole", NULL, "Virtio console port (hvc0..) on a virtio-serial bus",
@@ -245,6 +253,7 @@ bool pci_board_model_known(const char *name) { return find_model(name) != NULL; 
 void pci_board_list_models(FILE *out)
 {
     fprintf(out, "Storage devices:\nname \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n\n"
+                 "Network devices:\nname \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n\n"
                  "Misc devices:\nname \"virtio-rng-pci\", bus PCI, alias \"virtio-rng\"\n"
                  "name \"virtio-serial-pci\", bus PCI, alias \"virtio-serial\"\n\n"
                  "Input devices:\nname \"virtconsole\", bus virtio-serial-bus\n"
