@@ -31,7 +31,7 @@ fails_with "unknown option" "-frobnicate: invalid option" -frobnicate
 fails_with "unknown option with two dashes" "--frobnicate: invalid option" --frobnicate
 fails_with "-drive with a missing image" "-drive file=x.img: Could not open 'x.img'" -drive file=x.img
 fails_with "-netdev not supported yet" "-netdev: not supported yet" -netdev user,id=n0
-fails_with "-device of an unknown model" "'virtio-net-pci' is not a valid device model name" -device virtio-net-pci
+fails_with "-device of an unknown model" "'virtio-gpu-pci' is not a valid device model name" -device virtio-gpu-pci
 fails_with "-vnc not supported yet" "-vnc: not supported yet" -vnc :1
 fails_with "bare disk image argument that does not exist" "-hda disk.img: Could not open 'disk.img'" disk.img
 fails_with "option without its argument" "-m: requires an argument" -m
