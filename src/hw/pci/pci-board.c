@@ -250,14 +250,21 @@ static const struct model *find_model(const char *name)
 
 bool pci_board_model_known(const char *name) { return find_model(name) != NULL; }
 
+static bool is_port_model(const struct model *m)
+{
+    return !strcmp(m->name, "virtconsole") || !strcmp(m->name, "virtserialport");
+}
+
+/* One line per model, as QEMU's -device help prints them. */
 void pci_board_list_models(FILE *out)
 {
-    fprintf(out, "Storage devices:\nname \"virtio-blk-pci\", bus PCI, alias \"virtio-blk\"\n\n"
-                 "Network devices:\nname \"virtio-net-pci\", bus PCI, alias \"virtio-net\"\n\n"
-                 "Misc devices:\nname \"virtio-rng-pci\", bus PCI, alias \"virtio-rng\"\n"
-                 "name \"virtio-serial-pci\", bus PCI, alias \"virtio-serial\"\n\n"
-                 "Input devices:\nname \"virtconsole\", bus virtio-serial-bus\n"
-                 "name \"virtserialport\", bus virtio-serial-bus\n");
+    for (size_t i = 0; i < N_MODELS; i++) {
+        const struct model *m = &models[i];
+        fprintf(out, "name \"%s\", bus %s", m->name, is_port_model(m) ? "virtio-serial-bus" : "PCI");
+        if (m->alias)
+            fprintf(out, ", alias \"%s\"", m->alias);
+        fprintf(out, ", desc \"%s\"\n", m->desc);
+    }
 }
 
 int pci_board_model_help(const char *name, FILE *out)
@@ -273,7 +280,7 @@ int pci_board_model_help(const char *name, FILE *out)
         fprintf(out, "  %.*s\n", n, p);
         p += n + (e != NULL);
     }
-    if (strcmp(m->name, "virtconsole") && strcmp(m->name, "virtserialport"))
+    if (!is_port_model(m))
         fprintf(out, "  addr=<int32>  bus=<str>  id=<str>\n");
     return 0;
 }
@@ -303,7 +310,7 @@ static int create_device(struct pci_bus *bus, struct mainloop *ml, struct pci_bo
     struct model_ctx c = { bus, ml, cfg, &o, -1, opts_get(&o, "id") };
     if (!m)
         r = error_set(err, -EINVAL, "'%s' is not a valid device model name", drv ? drv : "");
-    bool port = m && (!strcmp(m->name, "virtconsole") || !strcmp(m->name, "virtserialport"));
+    bool port = m && is_port_model(m);
     const char *busname = port ? NULL : opts_get(&o, "bus");
     const char *addr = port ? NULL : opts_get(&o, "addr");
     if (!r && busname && strcmp(busname, "pci.0"))
