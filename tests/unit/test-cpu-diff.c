@@ -304,6 +304,14 @@ static void build_cases(void)
     raw("lock-inc", "\xf0\xff\x43\x40", 4, ALL);
     raw("lock-bts", "\xf0\x48\x0f\xab\x4b\x40", 6, CF)->kind = K_BTMEM;
     raw("xlat", "\xd7", 1, ALL);
+    /* INC/DEC after pending lazy flags: CF must come from the earlier op */
+    raw("cmp-dec", "\x48\x39\xd1\xff\xc9", 5, ALL);
+    raw("add-inc", "\x48\x01\xd1\x48\xff\xc1", 6, ALL);
+    raw("sub8-dec", "\x28\xd1\xfe\xc9", 4, ALL);
+    raw("and-inc", "\x21\xd1\xff\xc1", 4, ALL);
+    raw("adc-dec", "\x48\x11\xd1\xff\xc9", 5, ALL);
+    raw("inc-dec", "\xff\xc1\x48\xff\xc9", 5, ALL);
+    raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;
     __cpuid(1, a, b, cx, d);

@@ -963,10 +963,29 @@ static void op_sar_ri(struct x86_cpu *cpu, const struct x86_insn *in)
     x86_set_reg(cpu, in, in->rm, size, r);
 }
 
+/* INC/DEC r32/r64 (FF /0, /1) */
+static void op_inc_r(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t v = (cpu->gpr[in->rm] + 1) & mask_of(size);
+    x86_lf_incdec(cpu, X86_LF_INC, size, v);
+    cpu->gpr[in->rm] = v;
+}
+
+static void op_dec_r(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t v = (cpu->gpr[in->rm] - 1) & mask_of(size);
+    x86_lf_incdec(cpu, X86_LF_DEC, size, v);
+    cpu->gpr[in->rm] = v;
+}
+
 x86_handler *x86_alu_fast(const struct x86_insn *in)
 {
     if (in->map != X86_MAP_1B)
         return NULL;
+    if (in->op == 0xff && in->mod == 3 && in->osz >= 4 && ((in->modrm >> 3) & 7) < 2)
+        return (in->modrm & 0x38) ? op_dec_r : op_inc_r;
     if (in->op == 0xc1 && in->mod == 3 && in->osz >= 4) {
         switch ((in->modrm >> 3) & 7) {
         case 4: case 6: return op_shl_ri;

@@ -433,11 +433,30 @@ void x86_move_register(struct x86_op_table *t)
         x86_op_set(t, X86_MAP_0F, 0, i, op_nop_rm);
 }
 
+/* 64-bit PUSH/POP r (only 64-bit mode has osz 8 here): flat stack */
+static void op_push_r64(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    uint64_t v = cpu->gpr[in->reg], sp = cpu->gpr[X86_RSP] - 8;
+    x86_write64(cpu, sp, v);
+    cpu->gpr[X86_RSP] = sp;
+}
+
+static void op_pop_r64(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    uint64_t v = x86_read64(cpu, cpu->gpr[X86_RSP]);
+    cpu->gpr[X86_RSP] += 8;
+    cpu->gpr[in->reg] = v;
+}
+
 /* Specialised handlers the decoder substitutes for common forms. */
 x86_handler *x86_move_fast(const struct x86_insn *in)
 {
     if (in->map == X86_MAP_1B) {
         switch (in->op) {
+        case 0x50 ... 0x57:
+            return in->osz == 8 ? op_push_r64 : NULL;
+        case 0x58 ... 0x5f:
+            return in->osz == 8 ? op_pop_r64 : NULL;
         case 0x88:
             return in->mod != 3 ? op_store8 : NULL;
         case 0x8a:

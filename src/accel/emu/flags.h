@@ -15,11 +15,27 @@ static inline void x86_lf(struct x86_cpu *cpu, unsigned op, unsigned size, uint6
     cpu->lf.res = res;
 }
 
-/* INC/DEC keep CF: materialize it first. */
+/* INC/DEC keep CF: only CF of the pending result must land in rflags, as
+ * the INC/DEC record recomputes every other arithmetic flag. */
 static inline void x86_lf_incdec(struct x86_cpu *cpu, unsigned op, unsigned size, uint64_t res)
 {
-    if (cpu->lf.op != X86_LF_NONE)
+    const struct x86_lazy *lf = &cpu->lf;
+    unsigned sh = 64 - 8 * lf->size;
+    switch (lf->op) {
+    case X86_LF_NONE: case X86_LF_INC: case X86_LF_DEC:
+        break;
+    case X86_LF_LOGIC:
+        cpu->rflags &= ~(uint64_t)X86_CF;
+        break;
+    case X86_LF_SUB:
+        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | ((lf->a << sh) < (lf->b << sh) ? X86_CF : 0);
+        break;
+    case X86_LF_ADD:
+        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | ((lf->res << sh) < (lf->a << sh) ? X86_CF : 0);
+        break;
+    default:
         x86_get_flags(cpu);
+    }
     cpu->lf.op = op;
     cpu->lf.size = size;
     cpu->lf.res = res;
