@@ -18,7 +18,7 @@ else
 BUILD ?= build
 endif
 
-PKGS    := zlib libzstd liburing json-c slirp
+PKGS    := zlib libzstd liburing json-c slirp liblzma
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -3,7 +3,7 @@
 # it asks apt only for what is missing, so `make check` can call it each time.
 set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
-      zlib1g-dev libzstd-dev liburing-dev libjson-c-dev libcmocka-dev
+      zlib1g-dev libzstd-dev liblzma-dev liburing-dev libjson-c-dev libcmocka-dev
       libslirp-dev libglib2.0-dev
       qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs
       libnbd-bin python3 iproute2"

@@ -1,14 +1,17 @@
 /* Linux boot protocol loader, 64-bit entry. */
 #include "machine/linux-boot.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "hw/memory.h"
 #include "machine/e820.h"
+#include "machine/linux-unpack.h"
 
 /* boot_params offsets (Documentation/arch/x86/zero-page.rst). */
 enum {
@@ -17,7 +20,7 @@ enum {
     BP_VID_MODE = 0x1fa, BP_BOOT_FLAG = 0x1fe, BP_JUMP = 0x200, BP_HEADER = 0x202,
     BP_VERSION = 0x206, BP_TYPE_OF_LOADER = 0x210, BP_LOADFLAGS = 0x211,
     BP_RAMDISK_IMAGE = 0x218, BP_RAMDISK_SIZE = 0x21c, BP_HEAP_END_PTR = 0x224,
-    BP_CMD_LINE_PTR = 0x228, BP_INITRD_ADDR_MAX = 0x22c, BP_KERNEL_ALIGNMENT = 0x230,
+    BP_CMD_LINE_PTR = 0x228, BP_PAYLOAD_OFFSET = 0x248, BP_PAYLOAD_LENGTH = 0x24c, BP_INITRD_ADDR_MAX = 0x22c, BP_KERNEL_ALIGNMENT = 0x230,
     BP_RELOCATABLE = 0x234, BP_XLOADFLAGS = 0x236, BP_CMDLINE_SIZE = 0x238,
     BP_PREF_ADDRESS = 0x258, BP_INIT_SIZE = 0x260, BP_E820_TABLE = 0x2d0,
 };
@@ -96,14 +99,130 @@ static int read_file(const char *path, uint8_t **out, size_t *len, struct error 
     return 0;
 }
 
+/* Segments go at or above 1 MiB: below lie the GDT, zero page, page
+ * tables, command line and ACPI tables. */
+static bool elf_seg_ok(const Elf64_Phdr *ph, size_t len)
+{
+    return ph->p_filesz <= ph->p_memsz && ph->p_offset <= len &&
+           ph->p_filesz <= len - ph->p_offset && ph->p_paddr >= LB_KERNEL &&
+           ph->p_memsz < (1ULL << 40) && ph->p_paddr < (1ULL << 40);
+}
+
+int linux_elf_check(const uint8_t *elf, size_t len, struct error *err)
+{
+    Elf64_Ehdr eh;
+    if (len < sizeof(eh) || memcmp(elf, ELFMAG, SELFMAG))
+        return error_set(err, -EINVAL, "not an ELF file");
+    memcpy(&eh, elf, sizeof(eh));
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
+        eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
+        return error_set(err, -EINVAL, "not an x86-64 executable ELF");
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > len ||
+        (size_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+        return error_set(err, -EINVAL, "ELF program headers are missing or truncated");
+    bool entry_in = false;
+    int nload = 0;
+    for (int i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        memcpy(&ph, elf + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+        if (ph.p_type != PT_LOAD)
+            continue;
+        if (!elf_seg_ok(&ph, len))
+            return error_set(err, -EINVAL, "ELF segment %d (0x%llx bytes at physical 0x%llx) "
+                             "is outside the file or below 1 MiB", i,
+                             (unsigned long long)ph.p_memsz, (unsigned long long)ph.p_paddr);
+        nload++;
+        if (eh.e_entry >= ph.p_paddr && eh.e_entry < ph.p_paddr + ph.p_filesz)
+            entry_in = true;
+    }
+    if (!nload || !entry_in)
+        return error_set(err, -EINVAL, "ELF entry point 0x%llx is not in a loaded segment "
+                         "(not a vmlinux)", (unsigned long long)eh.e_entry);
+    return 0;
+}
+
+/* A raw vmlinux has no setup header: give boot_params a minimal one. */
+static void fake_setup(struct linux_boot *lb)
+{
+    struct linux_header *h = &lb->hdr;
+    uint8_t *b = lb->setup;
+    memset(b, 0, sizeof(lb->setup));
+    wr16(b + BP_BOOT_FLAG, 0xaa55);
+    b[BP_JUMP] = 0xeb;
+    b[BP_JUMP + 1] = 0x66;
+    memcpy(b + BP_HEADER, "HdrS", 4);
+    wr16(b + BP_VERSION, 0x020c);
+    b[BP_LOADFLAGS] = LOADED_HIGH;
+    wr32(b + BP_INITRD_ADDR_MAX, 0x7fffffff);
+    wr16(b + BP_XLOADFLAGS, XLF_KERNEL_64);
+    wr32(b + BP_CMDLINE_SIZE, 2047);             /* COMMAND_LINE_SIZE - 1 */
+    *h = (struct linux_header){ .version = 0x020c, .loadflags = LOADED_HIGH,
+                                .xloadflags = XLF_KERNEL_64, .initrd_addr_max = 0x7fffffff,
+                                .cmdline_size = 2047, .header_end = BP_HEADER + 0x66 };
+}
+
+/* bzImage: try to unpack the payload here; on any failure keep the
+ * in-guest decompressor path and say why in lb->how. */
+static void try_unpack(struct linux_boot *lb)
+{
+    const struct linux_header *h = &lb->hdr;
+    size_t pm = lb->kernel_size - h->setup_size;
+    uint32_t off = rd32(lb->kernel + BP_PAYLOAD_OFFSET);
+    uint32_t plen = rd32(lb->kernel + BP_PAYLOAD_LENGTH);
+    if (!plen || off > pm || plen > pm - off) {
+        snprintf(lb->how, sizeof(lb->how), "bzImage, in-guest decompressor (no payload "
+                 "in the setup header)");
+        return;
+    }
+    const uint8_t *p = lb->kernel + h->setup_size + off;
+    struct error e = {0};
+    int ret = linux_unpack(p, plen, &lb->vmlinux, &lb->vmlinux_size, &e);
+    if (ret == 0 && linux_elf_check(lb->vmlinux, lb->vmlinux_size, &e) < 0) {
+        error_prepend(&e, "unpacked %s payload", linux_unpack_format(p, plen));
+        free(lb->vmlinux);
+        lb->vmlinux = NULL;
+        ret = -EINVAL;
+    }
+    if (ret < 0)
+        snprintf(lb->how, sizeof(lb->how), "bzImage, in-guest decompressor (%s)", e.msg);
+    else
+        snprintf(lb->how, sizeof(lb->how), "bzImage, %s payload unpacked on the host "
+                 "(%zu bytes), entering vmlinux at startup_64",
+                 linux_unpack_format(p, plen), lb->vmlinux_size);
+}
+
+static int open_kernel(struct linux_boot *lb, const char *kernel, struct error *err)
+{
+    int ret = read_file(kernel, &lb->kernel, &lb->kernel_size, err);
+    if (ret < 0)
+        return ret;
+    if (lb->kernel_size >= SELFMAG && !memcmp(lb->kernel, ELFMAG, SELFMAG)) {
+        ret = linux_elf_check(lb->kernel, lb->kernel_size, err);
+        if (ret < 0) {
+            error_prepend(err, "%s", kernel);
+            return ret;
+        }
+        lb->vmlinux = lb->kernel;
+        lb->vmlinux_size = lb->kernel_size;
+        lb->kernel = NULL;
+        lb->kernel_size = 0;
+        fake_setup(lb);
+        snprintf(lb->how, sizeof(lb->how), "vmlinux ELF, entering at startup_64");
+        return 0;
+    }
+    ret = linux_parse_header(lb->kernel, lb->kernel_size, kernel, &lb->hdr, err);
+    if (ret < 0)
+        return ret;
+    memcpy(lb->setup, lb->kernel, sizeof(lb->setup));
+    try_unpack(lb);
+    return 0;
+}
+
 int linux_boot_open(struct linux_boot *lb, const char *kernel, const char *initrd,
                     const char *cmdline, struct error *err)
 {
     memset(lb, 0, sizeof(*lb));
-    int ret = read_file(kernel, &lb->kernel, &lb->kernel_size, err);
-    if (ret < 0)
-        return ret;
-    ret = linux_parse_header(lb->kernel, lb->kernel_size, kernel, &lb->hdr, err);
+    int ret = open_kernel(lb, kernel, err);
     if (ret == 0 && initrd)
         ret = read_file(initrd, &lb->initrd, &lb->initrd_size, err);
     if (ret == 0) {
@@ -119,6 +238,7 @@ int linux_boot_open(struct linux_boot *lb, const char *kernel, const char *initr
 void linux_boot_close(struct linux_boot *lb)
 {
     free(lb->kernel);
+    free(lb->vmlinux);
     free(lb->initrd);
     free(lb->cmdline);
     memset(lb, 0, sizeof(*lb));
@@ -182,8 +302,44 @@ static int place_initrd(const struct linux_boot *lb, struct address_space *mem,
     return ret;
 }
 
-int linux_boot_load(const struct linux_boot *lb, struct address_space *mem, uint64_t lowmem_end,
-                    const struct e820_table *e820, struct linux_entry *entry, struct error *err)
+/* PT_LOAD segments at their physical addresses, the rest of each zeroed;
+ * *end is where the highest one ends (the initrd goes above it). */
+static int load_elf(const struct linux_boot *lb, struct address_space *mem,
+                    uint64_t lowmem_end, uint64_t *entry, uint64_t *end, struct error *err)
+{
+    static const uint8_t zero[65536];
+    Elf64_Ehdr eh;
+    memcpy(&eh, lb->vmlinux, sizeof(eh));
+    *end = LB_KERNEL;
+    for (int i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        memcpy(&ph, lb->vmlinux + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+        if (ph.p_type != PT_LOAD)
+            continue;
+        if (ph.p_paddr + ph.p_memsz > lowmem_end)
+            return error_set(err, -ENOSPC, "kernel segment at 0x%llx-0x%llx does not fit in "
+                             "guest RAM; give the guest more memory (-m)",
+                             (unsigned long long)ph.p_paddr,
+                             (unsigned long long)(ph.p_paddr + ph.p_memsz));
+        int ret = put(mem, ph.p_paddr, lb->vmlinux + ph.p_offset, ph.p_filesz, "kernel", err);
+        for (uint64_t o = ph.p_filesz; ret == 0 && o < ph.p_memsz; o += sizeof(zero)) {
+            uint64_t n = ph.p_memsz - o < sizeof(zero) ? ph.p_memsz - o : sizeof(zero);
+            ret = put(mem, ph.p_paddr + o, zero, n, "kernel", err);
+        }
+        if (ret < 0)
+            return ret;
+        if (ph.p_paddr + ph.p_memsz > *end)
+            *end = ph.p_paddr + ph.p_memsz;
+    }
+    *entry = eh.e_entry;
+    return 0;
+}
+
+/* The bzImage's protected-mode code at 1 MiB (or its preferred address),
+ * with room for init_size: its decompressor unpacks in place. */
+static int load_bzimage(const struct linux_boot *lb, struct address_space *mem,
+                        uint64_t lowmem_end, uint64_t *entry, uint64_t *end,
+                        struct error *err)
 {
     const struct linux_header *h = &lb->hdr;
     size_t ksize = lb->kernel_size - h->setup_size;
@@ -195,13 +351,24 @@ int linux_boot_load(const struct linux_boot *lb, struct address_space *mem, uint
         return error_set(err, -ENOSPC, "kernel needs 0x%llx bytes of RAM at 0x%llx; "
                          "the guest has too little memory", (unsigned long long)(kend - kaddr),
                          (unsigned long long)kaddr);
-    int ret = put(mem, kaddr, lb->kernel + h->setup_size, ksize, "kernel", err);
+    *entry = kaddr + 0x200;
+    *end = kend;
+    return put(mem, kaddr, lb->kernel + h->setup_size, ksize, "kernel", err);
+}
+
+int linux_boot_load(const struct linux_boot *lb, struct address_space *mem, uint64_t lowmem_end,
+                    const struct e820_table *e820, struct linux_entry *entry, struct error *err)
+{
+    const struct linux_header *h = &lb->hdr;
+    uint64_t rip = 0, kend = 0;
+    int ret = lb->vmlinux ? load_elf(lb, mem, lowmem_end, &rip, &kend, err)
+                          : load_bzimage(lb, mem, lowmem_end, &rip, &kend, err);
     if (ret < 0)
         return ret;
 
     uint8_t zp[4096];
     memset(zp, 0, sizeof(zp));
-    memcpy(zp + BP_SETUP_SECTS, lb->kernel + BP_SETUP_SECTS, h->header_end - BP_SETUP_SECTS);
+    memcpy(zp + BP_SETUP_SECTS, lb->setup + BP_SETUP_SECTS, h->header_end - BP_SETUP_SECTS);
     wr16(zp + BP_VID_MODE, 0xffff);              /* "normal" */
     zp[BP_TYPE_OF_LOADER] = 0xff;                /* undefined loader */
     zp[BP_LOADFLAGS] = (h->loadflags | CAN_USE_HEAP) & ~0x20;   /* keep quiet off */
@@ -227,7 +394,7 @@ int linux_boot_load(const struct linux_boot *lb, struct address_space *mem, uint
         ret = put(mem, LB_ZERO_PAGE, zp, sizeof(zp), "zero page", err);
     if (!ret)
         ret = build_paging(mem, entry, err);
-    entry->rip = kaddr + 0x200;
+    entry->rip = rip;
     entry->rsi = LB_ZERO_PAGE;
     entry->rsp = LB_STACK_TOP;
     return ret;
