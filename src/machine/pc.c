@@ -387,6 +387,8 @@ static int board_load_firmware(struct machine *m, struct error *err)
     int ret = linux_boot_load(&m->lb, m->mem, m->below_4g, &m->e820, &e, err);
     if (ret < 0)
         return ret;
+    if (m->cfg.log_mask & X86_LOG_CPU_RESET)
+        error_report("kernel: %s", m->lb.how);
     boot_regs_linux(m, &e);
     return 0;
 }
