@@ -175,6 +175,9 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
                (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
         /* FPU PSE TSC MSR PAE CX8 APIC MTRR PGE CMOV PAT CLFSH MMX FXSR SSE SSE2 */
         break;
+    case 6:
+        r[0] = 1u << 2;            /* ARAT: no C-states, so the APIC timer never stops */
+        break;
     case 7:
         if (sub == 0) {
             r[1] = 1u << 9;                        /* ERMS */
