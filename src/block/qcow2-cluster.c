@@ -873,12 +873,10 @@ int qcow2_co_block_status(struct bdev *bs, uint64_t offset, uint64_t bytes,
                 *file = bs->file;
             st = BDEV_STATUS_OFFSET;
         }
-        if (!bs->backing)
-            return st | BDEV_STATUS_ZERO;
-        int64_t bl = bdev_getlength(bs->backing);
-        if (bl >= 0 && offset >= (uint64_t)bl)
-            return st | BDEV_STATUS_ZERO;
-        if (bl >= 0 && offset + n > (uint64_t)bl)
+        /* Not ours: the generic layer says ZERO where nothing lies below.
+         * Stop at the backing file's end so that part is answered apart. */
+        int64_t bl = bs->backing ? bdev_getlength(bs->backing) : -1;
+        if (bl >= 0 && offset < (uint64_t)bl && offset + n > (uint64_t)bl)
             *pnum = (uint64_t)bl - offset;
         return st;
     }

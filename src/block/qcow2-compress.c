@@ -144,8 +144,10 @@ int qcow2_co_pwrite_compressed(struct bdev *bs, uint64_t offset, const void *buf
 {
     struct qcow2_state *s = qcow2_state(bs);
     uint64_t size = s->hdr.size;
-    if (qcow2_offset_in_cluster(s, offset) ||
-        (qcow2_offset_in_cluster(s, bytes) && offset + bytes != size))
+    /* Whole clusters, except that the image's last cluster may be cut short. */
+    if (qcow2_offset_in_cluster(s, offset) || offset + bytes > size ||
+        (qcow2_offset_in_cluster(s, bytes) &&
+         qcow2_align_up(s, offset + bytes) != qcow2_align_up(s, size)))
         return -EINVAL;
     uint8_t *in = malloc(s->cluster_size), *out = malloc(s->cluster_size);
     int ret = (in && out) ? 0 : -ENOMEM;
@@ -153,8 +155,8 @@ int qcow2_co_pwrite_compressed(struct bdev *bs, uint64_t offset, const void *buf
         uint64_t n = bytes - pos < s->cluster_size ? bytes - pos : s->cluster_size;
         memcpy(in, (const uint8_t *)buf + pos, n);
         memset(in + n, 0, s->cluster_size - n);
-        /* Keep at least one sector of gain, else store the cluster plainly. */
-        int64_t c = qcow2_compress(s->compression_type, out, s->cluster_size - QCOW2_SECTOR,
+        /* Any gain at all is worth it: compressed clusters pack back to back. */
+        int64_t c = qcow2_compress(s->compression_type, out, s->cluster_size - 1,
                                    in, s->cluster_size);
         if (c == -ENOSPC) {
             ret = bdev_pwrite(bs, offset + pos, in, n, 0);

@@ -447,27 +447,52 @@ int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
     }
 }
 
+/* Take cluster c if it is free (and can be counted without placing a new
+ * refcount block on it); true if it is ours now. */
+static int take_cluster(struct qcow2_state *s, uint64_t c, bool *taken)
+{
+    uint64_t rc;
+    *taken = false;
+    if (!rb_offset(s, c >> s->rb_bits) || ((c + 1) << s->cluster_bits) >> 56)
+        return 0;
+    int ret = qcow2_get_refcount(s, c, &rc);
+    if (ret < 0 || rc)
+        return ret;
+    ret = qcow2_update_refcount(s, c << s->cluster_bits, s->cluster_size, 1);
+    *taken = ret == 0;
+    return ret;
+}
+
+/* Compressed clusters are packed back to back, as QEMU does: one may start
+ * in the tail of a partly used host cluster and run on into the next one
+ * when that is free. Every host cluster a compressed cluster touches holds
+ * one reference for it. */
 int64_t qcow2_alloc_bytes(struct qcow2_state *s, uint64_t bytes)
 {
-    uint64_t need = (bytes + QCOW2_SECTOR - 1) & ~(uint64_t)(QCOW2_SECTOR - 1);
-    uint64_t off = s->free_byte_offset;
-    if (off && qcow2_offset_in_cluster(s, off) &&
-        need <= s->cluster_size - qcow2_offset_in_cluster(s, off)) {
-        int ret = qcow2_update_refcount(s, off, 1, 1);
-        if (ret == 0) {
-            s->free_byte_offset = off + need;
-            if (!qcow2_offset_in_cluster(s, s->free_byte_offset))
-                s->free_byte_offset = 0;
-            return (int64_t)off;
-        }
-        if (ret != -ERANGE)
+    uint64_t off = s->free_byte_offset, in = qcow2_offset_in_cluster(s, off);
+    int ret;
+    if (off && in && bytes <= s->cluster_size) {
+        uint64_t cur = off >> s->cluster_bits;
+        bool spill = bytes > s->cluster_size - in, next_ok = !spill;
+        if (spill && (ret = take_cluster(s, cur + 1, &next_ok)) < 0)
             return ret;
+        if (next_ok) {
+            ret = qcow2_update_refcount(s, off, 1, 1);
+            if (ret == 0) {
+                s->free_byte_offset = qcow2_offset_in_cluster(s, off + bytes) ? off + bytes : 0;
+                return (int64_t)off;
+            }
+            if (spill)   /* this cluster can't take another reference: give the next back */
+                qcow2_update_refcount(s, (cur + 1) << s->cluster_bits, 1, -1);
+            if (ret != -ERANGE)
+                return ret;
+        }
     }
-    int64_t n = (int64_t)((need + s->cluster_size - 1) >> s->cluster_bits);
+    int64_t n = (int64_t)((bytes + s->cluster_size - 1) >> s->cluster_bits);
     int64_t r = qcow2_alloc_clusters(s, n);
     if (r < 0)
         return r;
-    s->free_byte_offset = qcow2_offset_in_cluster(s, need) ? (uint64_t)r + need : 0;
+    s->free_byte_offset = qcow2_offset_in_cluster(s, bytes) ? (uint64_t)r + bytes : 0;
     return r;
 }
 
