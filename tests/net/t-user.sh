@@ -11,6 +11,7 @@ G=$("$TOP/scripts/guest.sh") || { not_ok "build the test guest"; done_testing; }
 mkdir -p "$T/www"
 head -c 300000 /dev/urandom > "$T/www/blob"
 host_sha=$(sha256sum < "$T/www/blob" | cut -c1-64)
+: > "$T/out"
 hport=$(free_port); fport=$(free_port); dport=$(free_port)
 (cd "$T/www" && exec python3 -m http.server --bind 127.0.0.1 "$hport" >/dev/null 2>&1) &
 web=$!
@@ -28,7 +29,7 @@ echo READY
 nc -l -p 81 >/dev/null
 echo DONE"
 
-timeout 200 "$QUOKKA" -name nettest -m 256M -kernel "$G/vmlinuz" -initrd "$G/initrd.gz" \
+timeout 200 ${NETTEST_WRAP:-} "$QUOKKA" -name nettest -m 256M -kernel "$G/vmlinuz" -initrd "$G/initrd.gz" \
     -display none -monitor none -serial stdio -no-reboot \
     -append "console=ttyS0 quiet panic=-1 $("$TOP/scripts/guest-cmd.sh" "$GCMD")" \
     -nic user,model=virtio,hostfwd=tcp:127.0.0.1:$fport-:80,hostfwd=tcp:127.0.0.1:$dport-:81 \
@@ -53,5 +54,5 @@ mac=$(grep -o 'ether [0-9a-f:]*' "$T/out" | cut -d' ' -f2)
 case $mac in 52:54:*) ok "derived MAC is locally administered ($mac)" ;;
              *) not_ok "derived MAC ($mac)" ;; esac
 grep -q DONE "$T/out" && ok "guest saw the host connect to port 81" || not_ok "guest saw the host connect"
-[ $FAILS -gt 0 ] && { tail -20 "$T/out"; cat "$T/err"; } | sed 's/^/#  /'
+[ -n "${NETTEST_SHOW:-}" ] && cat "$T/out"; [ $FAILS -gt 0 ] && { tail -20 "$T/out"; cat "$T/err"; } | sed 's/^/#  /'
 done_testing
