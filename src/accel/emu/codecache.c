@@ -92,7 +92,8 @@ void x86_code_written(struct x86_cpu *cpu, uint64_t pa, unsigned len)
 
 /* ---- per-CPU blocks ------------------------------------------------------ */
 
-#define HASH_SIZE 8192
+#define HASH_BITS 16
+#define HASH_SIZE (1u << HASH_BITS)
 #define ARENA_SIZE (48u << 20)
 
 struct x86_code_cache {
@@ -124,7 +125,7 @@ void x86_cc_free(struct x86_code_cache *cc)
 
 static inline unsigned hash_of(uint64_t pa)
 {
-    return (unsigned)((pa ^ (pa >> 13)) & (HASH_SIZE - 1));
+    return (unsigned)((pa * 0x9e3779b97f4a7c15ull) >> (64 - HASH_BITS));
 }
 
 static struct x86_block *cc_alloc(struct x86_cpu *cpu, struct x86_code_cache *cc)
@@ -200,13 +201,18 @@ struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
         return NULL;
     uint32_t gen = atomic_load_explicit(g, memory_order_acquire);
     struct x86_block **pp = &cc->hash[hash_of(pa)];
-    for (struct x86_block *b = *pp; b; pp = &b->next, b = b->next) {
+    for (struct x86_block *b = *pp; b; b = *pp) {
         if (b->pa == pa && b->mode == mode) {
             if (b->gen == gen)
                 return b;
             *pp = b->next;      /* stale: unlink, re-decode below */
             break;
         }
+        /* blocks of rewritten pages would otherwise lengthen the chain forever */
+        if (b->gen != atomic_load_explicit(b->genp, memory_order_relaxed))
+            *pp = b->next;
+        else
+            pp = &b->next;
     }
     gen = mark_code(cpu, g);
     return decode_block(cpu, pa, mode, host_page, gen, g);
