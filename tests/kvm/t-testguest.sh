@@ -50,6 +50,9 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         "$(cat "$T/emu.out")/0" "$(cat "$T/smp.out")/$(cat "$T/smp.rc")"
     run host "$QUOKKA" -accel kvm -cpu host
     check_eq "kvm -cpu host: same output" "$(cat "$T/emu.out")" "$(cat "$T/host.out")"
+    timeout 10 "$QUOKKA" -accel kvm -cpu Pentium-Z -nographic -m 16 >"$T/badcpu.out" 2>&1 </dev/null
+    check_eq "kvm -cpu with an unknown model: refused, naming the known ones" "1/1" \
+        "$?/$(grep -c 'unknown CPU model (kvm knows host, max, qemu64' "$T/badcpu.out")"
     # The monitor reads a vCPU that spins at CPL3 without exiting.
     (sleep 1; echo "info registers"; sleep 0.5; echo quit) | timeout 10 "$QUOKKA" -accel kvm \
         -display none -serial none -monitor stdio -m 64 -kernel "$GUEST" -append hold \
