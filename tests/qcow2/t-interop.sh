@@ -43,6 +43,16 @@ for o in "" cluster_size=512 cluster_size=2M refcount_bits=1 refcount_bits=64,cl
     done
 done
 
+# Compressed clusters pack as tightly as qemu-img packs them.
+for o in cluster_size=64k cluster_size=512 cluster_size=2M compression_type=zstd; do
+    rm -f c.qcow2 rc.qcow2
+    "$QUOKKA_IMG" convert -c -f raw -O qcow2 -o $o src.raw c.qcow2
+    qemu-img convert -c -f raw -O qcow2 -o $o src.raw rc.qcow2
+    ours=$(stat -c %s c.qcow2) theirs=$(stat -c %s rc.qcow2)
+    check "compressed $o: size $ours within 2% of qemu-img's $theirs" \
+        test $((ours * 100)) -le $((theirs * 102))
+done
+
 # Partial writes, zeroes, discard and compressed writes against qemu-io's view.
 rm -f p.qcow2
 qemu-img create -q -f qcow2 p.qcow2 8M
@@ -74,6 +84,10 @@ for o in extended_l2=on,cluster_size=64k compat=1.1 compat=0.10; do
         -c "read -P 0x9d 5k 1k" -c "read -P 0x5a 6k 2k" -c "read -P 0 256k 4k" \
         -c "read -P 0x9e 260k 2k" -c "read -P 0 262k 126k" s.qcow2
 done
+
+qemu-img map --output=json p.qcow2 >map.ref
+"$QUOKKA_IMG" map --output=json p.qcow2 >map.out
+check "block status like qemu-img map (no backing file)" cmp -s map.ref map.out
 
 # Backing chains: reads fall through, partial writes copy from the backing file.
 rm -f base.qcow2 mid.qcow2 top.qcow2
