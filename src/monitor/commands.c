@@ -9,6 +9,7 @@
 #include "chardev/chardev.h"
 #include "hw/memory.h"
 #include "machine/machine.h"
+#include "monitor/net-cmds.h"
 #include "util/version.h"
 
 static void cmd_help(struct monitor *mon, const struct mon_args *a)
@@ -228,5 +229,13 @@ const struct mon_cmd mon_cmds[] = {
     { "info pci", "", "", "show PCI info", cmd_info_pci },
     { "info chardev", "", "", "show the character devices", cmd_info_chardev },
     { "info version", "", "", "show the version of Quokka", cmd_info_version },
+    { "hostfwd_add", "a:s,b:s?", "[netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport",
+      "redirect TCP or UDP connections from host to guest (user networking)", cmd_hostfwd_add },
+    { "hostfwd_remove", "a:s,b:s?", "[netdev_id] [tcp|udp]:[hostaddr]:hostport",
+      "remove host-to-guest TCP or UDP redirection", cmd_hostfwd_remove },
+    { "set_link", "name:s,state:s", "name on|off", "change the link status of a network adapter",
+      cmd_set_link },
+    { "info network", "", "", "show the network state", cmd_info_network },
+    { "info usernet", "", "", "show user network stack connection states", cmd_info_usernet },
     { NULL },
 };
