@@ -183,12 +183,16 @@ static void try_unpack(struct linux_boot *lb)
         lb->vmlinux = NULL;
         ret = -EINVAL;
     }
-    if (ret < 0)
+    if (ret < 0) {
         snprintf(lb->how, sizeof(lb->how), "bzImage, in-guest decompressor (%s)", e.msg);
-    else
-        snprintf(lb->how, sizeof(lb->how), "bzImage, %s payload unpacked on the host "
-                 "(%zu bytes), entering vmlinux at startup_64",
-                 linux_unpack_format(p, plen), lb->vmlinux_size);
+        return;
+    }
+    snprintf(lb->how, sizeof(lb->how), "bzImage, %s payload unpacked on the host "
+             "(%zu bytes), entering vmlinux at startup_64",
+             linux_unpack_format(p, plen), lb->vmlinux_size);
+    free(lb->kernel);                            /* lb->setup keeps what is still needed */
+    lb->kernel = NULL;
+    lb->kernel_size = 0;
 }
 
 static int open_kernel(struct linux_boot *lb, const char *kernel, struct error *err)

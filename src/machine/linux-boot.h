@@ -51,7 +51,7 @@ int linux_parse_header(const uint8_t *img, size_t len, const char *name,
 
 /* The loaded pieces, kept so a system reset can load them again. */
 struct linux_boot {
-    uint8_t *kernel;
+    uint8_t *kernel;              /* the bzImage; NULL once unpacked */
     size_t kernel_size;
     uint8_t setup[0x300];         /* boot sector + setup header for the zero page */
     uint8_t *vmlinux;             /* unpacked ELF kernel, NULL: bzImage path */
