@@ -14,6 +14,7 @@ void pci_write(int bus, int dev, int fn, int off, uint32_t v);
 /* a starts with b. */
 int str_eq(const char *a, const char *b);
 void check_virtio_blk(void);
+void check_virtio_net(void);
 
 static inline uint64_t rdtsc(void)
 {

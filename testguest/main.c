@@ -235,6 +235,7 @@ void guest_main(void)
     check_pci();
     check_timer();
     check_virtio_blk();
+    check_virtio_net();
     if (cmdline_has("hold")) {
         puts_("testguest: holding\n");      /* benchmarks read the host process now */
         for (;;)

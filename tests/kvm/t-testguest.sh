@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The freestanding test guest (testguest/) under -accel emu, under KVM and
 # under QEMU (TCG), compared; and what -accel kvm / kvm:emu say on this host.
-# Each run has a virtio-blk disk: the guest reads sector 0 and writes
-# sector 1, which the test then reads from the image file.
+# Each run has a virtio-blk disk (the guest reads sector 0 and writes
+# sector 1, which the test then reads from the image file) and a
+# virtio-net NIC on -netdev user (an ARP request out, the reply back).
 #
 # On a PVM host (kvm_pvm) KVM still runs this guest, which works at CPL3,
 # so the kvm run is compared too; what is asserted there besides is the
@@ -23,6 +24,7 @@ run() {   # run NAME ARGS...: output in $T/NAME.out, stderr in $T/NAME.err
     disk "$name"
     timeout 20 "$@" -nographic -m 64 -kernel "$GUEST" \
         -drive "file=$T/$name.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
+        -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
         >"$T/$name.out" 2>"$T/$name.err" </dev/null
     echo $? >"$T/$name.rc"
 }
@@ -34,7 +36,7 @@ check_eq "emu: exit status" 0 "$(cat "$T/emu.rc")"
 check_eq "emu: every check passed" "testguest: all passed, powering off" \
     "$(grep '^testguest: all' "$T/emu.out")"
 check_eq "emu: no failed check" "" "$(grep FAIL "$T/emu.out")"
-check_eq "emu: seven checks" 7 "$(grep -c '^ok ' "$T/emu.out")"
+check_eq "emu: eight checks" 8 "$(grep -c '^ok ' "$T/emu.out")"
 check_eq "emu: the guest's write reached the image" "written by the test guest" "$(sector1 emu)"
 
 pvm=no; [ -d /sys/module/kvm_pvm ] && pvm=yes
@@ -89,7 +91,7 @@ if unshare -m true 2>/dev/null; then
     unshare -m sh -c 'mount -t tmpfs tmpfs /dev && exec "$@"' sh \
         timeout 20 "$QUOKKA" -accel kvm:emu -nographic -m 64 -kernel "$GUEST" \
         -drive "file=$T/nodev2.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
-        >"$T/nodev2.out" 2>"$T/nodev2.err" </dev/null
+        -netdev user,id=n0 -device virtio-net-pci,netdev=n0 >"$T/nodev2.out" 2>"$T/nodev2.err" </dev/null
     check_eq "no /dev/kvm: kvm:emu runs the guest on emu" "$(cat "$T/emu.out")" "$(cat "$T/nodev2.out")"
     check_eq "no /dev/kvm: kvm:emu says why, in one line" 1 "$(grep -c 'using emu' "$T/nodev2.err")"
 fi
@@ -107,7 +109,9 @@ if command -v qemu-system-x86_64 >/dev/null; then
     disk qemu
     timeout 30 qemu-system-x86_64 -accel tcg -display none -serial stdio -no-reboot -m 64 \
         -kernel "$GUEST" -drive "file=$T/qemu.img,if=none,id=d0,format=raw" \
-        -device virtio-blk-pci,drive=d0,disable-legacy=on >"$T/qemu.out" 2>"$T/qemu.err" </dev/null
+        -device virtio-blk-pci,drive=d0,disable-legacy=on -netdev user,id=n0 \
+        -device virtio-net-pci,netdev=n0,disable-legacy=on,romfile= \
+        >"$T/qemu.out" 2>"$T/qemu.err" </dev/null
     check_eq "qemu tcg: exit status" 0 "$?"
     check_eq "qemu tcg: the guest's write reached the image" "written by the test guest" "$(sector1 qemu)"
     check_eq "qemu tcg: same results as emu" "$(results "$T/emu.out")" "$(results "$T/qemu.out")"

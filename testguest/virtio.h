@@ -1,0 +1,37 @@
+/* The test guest's virtio-pci core (modern transport, polled queues). */
+#ifndef TESTGUEST_VIRTIO_H
+#define TESTGUEST_VIRTIO_H
+
+#include <stdint.h>
+#include "guest.h"
+
+#define VQ_SIZE 8
+
+struct vdev {
+    int dev;
+    volatile uint8_t *common, *notify;
+    uint32_t notify_mult;
+};
+
+struct vq_desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
+
+struct vq {
+    struct vq_desc desc[VQ_SIZE];
+    uint16_t avail[2 + VQ_SIZE + 1];
+    struct { uint16_t flags, idx; struct { uint32_t id, len; } ring[VQ_SIZE]; uint16_t ev; }
+        used __attribute__((aligned(4096)));
+    volatile uint16_t *notify;
+    uint16_t index, last_used;
+} __attribute__((aligned(4096)));
+
+/* 1 found and mapped, 0 absent, -1 found without the modern capabilities. */
+int virtio_find(struct vdev *d, uint16_t modern_id, uint16_t legacy_id);
+int virtio_start(struct vdev *d);                /* reset, negotiate VERSION_1 */
+int virtio_queue(struct vdev *d, int index, struct vq *q);
+void virtio_ready(struct vdev *d);               /* DRIVER_OK */
+/* Offer the chain starting at q->desc[0] to the device. */
+void vq_add(struct vq *q);
+/* Wait for the device to use it: bytes written, or -1 on timeout. */
+int vq_wait(struct vq *q);
+
+#endif
