@@ -311,6 +311,10 @@ static void build_cases(void)
     raw("and-inc", "\x21\xd1\xff\xc1", 4, ALL);
     raw("adc-dec", "\x48\x11\xd1\xff\xc9", 5, ALL);
     raw("inc-dec", "\xff\xc1\x48\xff\xc9", 5, ALL);
+    /* MUL/IMUL's lazily recorded CF read by the next ADC/SBB */
+    raw("imul-adc", "\x48\x0f\xaf\xca\x48\x11\xd0", 7, ALL);
+    raw("mul-sbb", "\x48\xf7\xe2\x48\x19\xd1", 6, ALL);
+    raw("imul8-adc", "\xf6\xea\x48\x11\xd1", 5, ALL);
     raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;

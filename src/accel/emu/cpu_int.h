@@ -172,6 +172,7 @@ enum {
     X86_LF_ADD, X86_LF_ADC, X86_LF_SUB, X86_LF_SBB, X86_LF_LOGIC,
     X86_LF_INC, X86_LF_DEC, /* CF is kept in cpu->rflags */
     X86_LF_SHL, X86_LF_SHR, X86_LF_SAR,   /* a = operand, b = count (1..63) */
+    X86_LF_MUL,             /* b = CF|OF as computed, AF clear */
 };
 
 struct x86_lazy {

@@ -160,6 +160,13 @@ static void set_arith_flags(struct x86_cpu *cpu, unsigned size, uint64_t res, bo
     cpu->rflags = f;
 }
 
+/* MUL/IMUL: CF = OF = of, SZP from the low half, AF (undefined) clear as
+ * in QEMU, recorded lazily. */
+static void mul_flags(struct x86_cpu *cpu, unsigned size, uint64_t lo, bool of)
+{
+    x86_lf(cpu, X86_LF_MUL, size, 0, of ? X86_CF | X86_OF : 0, lo);
+}
+
 static void mul_op(struct x86_cpu *cpu, const struct x86_insn *in, bool sign, uint64_t src)
 {
     unsigned size = in->osz;
@@ -197,7 +204,7 @@ static void mul_op(struct x86_cpu *cpu, const struct x86_insn *in, bool sign, ui
         x86_set_reg(cpu, in, X86_RAX, size, lo);
         x86_set_reg(cpu, in, X86_RDX, size, hi);
     }
-    set_arith_flags(cpu, size, lo, of, of);
+    mul_flags(cpu, size, lo, of);
 }
 
 static void div_op(struct x86_cpu *cpu, const struct x86_insn *in, bool sign, uint64_t d)
@@ -318,7 +325,7 @@ static void imul3(struct x86_cpu *cpu, const struct x86_insn *in, uint64_t a, ui
         of = (int64_t)sext(lo, size) != p;
     }
     x86_set_reg(cpu, in, in->reg, size, lo);
-    set_arith_flags(cpu, size, lo, of, of);
+    mul_flags(cpu, size, lo, of);
 }
 
 static void op_imul_imm(struct x86_cpu *cpu, const struct x86_insn *in)

@@ -49,6 +49,9 @@ static uint64_t compute(const struct x86_lazy *lf, uint64_t old)
         f |= ((uint64_t)(sa >> (c > 63 ? 63 : c)) & 1) ? X86_CF : 0;
         break;
     }
+    case X86_LF_MUL:
+        f |= lf->b & (X86_CF | X86_OF);
+        break;
     case X86_LF_INC:
         f |= (old & X86_CF) | (r == sign ? X86_OF : 0) | ((r & 0xf) == 0 ? X86_AF : 0);
         break;
