@@ -303,7 +303,9 @@ int qcow2_update_refcount(struct qcow2_state *s, uint64_t offset, uint64_t bytes
 /* Allocate `n` contiguous clusters (refcount 1); returns the host offset or
  * -errno. Runs over qcow2_max_alloc_run(s) go past the end of the image. */
 int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n);
-/* Allocate `bytes` (< one cluster) for compressed data; returns host offset or -errno. */
+/* Allocate `bytes` (< one cluster) for compressed data, packed after the
+ * previous compressed cluster (possibly running into the next host cluster;
+ * each host cluster touched gets one reference). Returns host offset or -errno. */
 int64_t qcow2_alloc_bytes(struct qcow2_state *s, uint64_t bytes);
 /* Drop one reference to every cluster touching the range, once the reference
  * is gone from disk (queued; applied by qcow2_flush_metadata). */
