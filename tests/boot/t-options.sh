@@ -30,7 +30,9 @@ too_much=$(( host_kib / 1024 / 1024 * 2 + 2 ))G
 fails_with "unknown option" "-frobnicate: invalid option" -frobnicate
 fails_with "unknown option with two dashes" "--frobnicate: invalid option" --frobnicate
 fails_with "-drive with a missing image" "-drive file=x.img: Could not open 'x.img'" -drive file=x.img
-fails_with "-netdev not supported yet" "-netdev: not supported yet" -netdev user,id=n0
+fails_with "-netdev of an unknown type" "-netdev bogus,id=n0: .*netdev backend type" -netdev bogus,id=n0
+fails_with "-cdrom not supported yet" "-cdrom: not supported yet" -cdrom install.iso
+fails_with "-vga not supported yet" "-vga: not supported yet" -vga std
 fails_with "-device of an unknown model" "'virtio-gpu-pci' is not a valid device model name" -device virtio-gpu-pci
 fails_with "-vnc not supported yet" "-vnc: not supported yet" -vnc :1
 fails_with "bare disk image argument that does not exist" "-hda disk.img: Could not open 'disk.img'" disk.img
