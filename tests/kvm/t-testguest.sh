@@ -32,6 +32,11 @@ sector1() { dd if="$T/$1.img" bs=512 skip=1 count=1 status=none | tr -d '\0'; }
 results() { grep -E '^(ok|FAIL|testguest:)' "$1" | tr -d '\r'; }
 
 run emu "$QUOKKA" -accel emu
+run emumax "$QUOKKA" -accel emu -cpu max
+check_eq "emu -cpu max: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/emumax.out")"
+timeout 10 "$QUOKKA" -accel emu -cpu host -nographic -m 16 >"$T/emuhost.out" 2>&1 </dev/null
+check_eq "emu -cpu host: refused, naming the model" "1/1" \
+    "$?/$(grep -c "CPU model 'host' is not available with the emu accelerator" "$T/emuhost.out")"
 check_eq "emu: exit status" 0 "$(cat "$T/emu.rc")"
 check_eq "emu: every check passed" "testguest: all passed, powering off" \
     "$(grep '^testguest: all' "$T/emu.out")"

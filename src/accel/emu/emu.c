@@ -1,7 +1,9 @@
 /* The emulated CPU on the board: x86_bus callbacks over the address
  * spaces and the local APIC, the RAM write hook that keeps decoded code
  * honest, and the accel_ops the machine drives. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "accel/accel.h"
 #include "hw/apic.h"
 #include "hw/memory.h"
@@ -148,6 +150,13 @@ static void emu_destroy(struct accel *a)
 
 static struct accel *emu_create(const struct accel_board *b, struct error *err)
 {
+    /* Our CPU has one model: CPUID advertises exactly what it implements.
+     * Like QEMU's TCG with -cpu host, refuse a model we would not honour. */
+    if (b->cpu_model && strcmp(b->cpu_model, "max")) {
+        error_set(err, -EINVAL, "CPU model '%s' is not available with the emu accelerator "
+                  "(it has one model, 'max'; 'host' and named models need KVM)", b->cpu_model);
+        return NULL;
+    }
     struct accel *a = calloc(1, sizeof(*a));
     if (!a) {
         error_set(err, -12, "out of memory");
