@@ -344,10 +344,11 @@ static const struct cli_option options[] = {
     { "version", false, opt_version },
     { "h", false, opt_help },
     { "help", false, opt_help },
-    /* Later features: rejected with "not supported yet". */
+    /* Drives and devices (drive.c, device.c) and networks (net/). */
     { "drive", true, cli_opt_drive }, { "hda", true, cli_opt_hda }, { "hdb", true, cli_opt_hdb },
     { "blockdev", true, cli_opt_blockdev }, { "snapshot", false, cli_opt_snapshot },
     { "device", true, cli_opt_device },
+    /* Later features (rows without a handler): "not supported yet". */
     { "hdc", true, NULL }, { "hdd", true, NULL }, { "cdrom", true, NULL },
     { "fda", true, NULL }, { "fdb", true, NULL },
     { "boot", true, NULL }, { "bios", true, NULL }, { "global", true, NULL }, { "object", true, NULL },
@@ -469,5 +470,12 @@ void cli_usage(void)
 "-D FILE                   log to FILE instead of stderr\n"
 "-version, -h, -help\n"
 "\n"
-"Drives, network, displays and devices are not supported yet.\n", QUOKKA_VERSION);
+"Drives, devices, network:\n"
+"-drive file=F[,if=virtio][,format=F][,...]   -hda F, -hdb F, -blockdev ..., -snapshot\n"
+"-device MODEL[,...]       PCI devices (-device help lists them)\n"
+"-netdev TYPE,id=ID[,...]  user, tap, bridge, socket, hubport; also -net and -nic\n"
+"-cpu MODEL                CPU model (qemu64 by default)\n"
+"\n"
+"Not supported yet: -cdrom, -boot, -bios, displays other than none, -vnc, -qmp,\n"
+"and the other QEMU options without an entry above.\n", QUOKKA_VERSION);
 }
