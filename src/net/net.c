@@ -259,19 +259,43 @@ void net_format_mac(const uint8_t mac[6], char *buf, int len)
              mac[5]);
 }
 
+static int client_line(const struct net_client *c, char *buf, int len)
+{
+    char info[256] = "";
+    if (c->ops->info)
+        c->ops->info((struct net_client *)c, info, sizeof(info));
+    return snprintf(buf, len, "%s: index=0,type=%s%s%s%s\n", c->name, c->ops->type,
+                    *info ? "," : "", info, c->link_down ? " (link down)" : "");
+}
+
+/* As QEMU lays it out: each NIC with its backend under it, then each hub
+ * with, per port, what is plugged into it. */
 int net_format_info(char *buf, int len)
 {
     int off = 0;
     for (struct net_client *c = clients; c && off < len; c = c->next) {
-        char info[256] = "";
-        if (c->ops->info)
-            c->ops->info(c, info, sizeof(info));
-        off += snprintf(buf + off, len - off, "%s%s: index=0,type=%s,%s%s\n",
-                        c->is_nic || c->hub ? "" : " \\ ", c->name, c->ops->type, info,
-                        c->link_down ? " (link down)" : "");
-        if (c->is_nic && c->peer && off < len)
-            off += snprintf(buf + off, len - off, " \\ %s: peer\n", c->peer->name);
+        if (!c->is_nic || (c->peer && c->peer->hub))
+            continue;
+        off += client_line(c, buf + off, len - off);
+        if (c->peer && off < len) {
+            off += snprintf(buf + off, len - off, " \\ ");
+            if (off < len)
+                off += client_line(c->peer, buf + off, len - off);
+        }
     }
+    for (struct net_hub *h = hubs; h && off < len; h = h->next) {
+        off += snprintf(buf + off, len - off, "hub %d\n", h->id);
+        for (int i = 0; i < h->n && off < len; i++) {
+            off += snprintf(buf + off, len - off, " \\ %s: ", h->port[i]->name);
+            if (off < len && h->port[i]->peer)
+                off += client_line(h->port[i]->peer, buf + off, len - off);
+            else if (off < len)
+                off += snprintf(buf + off, len - off, "(unplugged)\n");
+        }
+    }
+    for (struct net_client *c = clients; c && off < len; c = c->next)
+        if (!c->is_nic && !c->hub && !c->peer)
+            off += client_line(c, buf + off, len - off);
     return off < len ? off : len - 1;
 }
 
