@@ -331,8 +331,46 @@ static void build_cases(void)
     if (cx & (1u << 5))
         raw("lzcnt", "\xf3\x48\x0f\xbd\xca", 5, CF | ZF);
     __cpuid_count(7, 0, a, b, cx, d);
-    if (b & (1u << 3))
+    if (b & (1u << 3)) {
         raw("tzcnt", "\xf3\x0f\xbc\xca", 4, CF | ZF);
+        /* BMI1, VEX: rax = dest, rcx = vvvv, rdx = r/m ([rbx+0x40] for memory) */
+        raw("andn64", "\xc4\xe2\xf0\xf2\xc2", 5, SF | ZF | CF | OF);
+        raw("andn32", "\xc4\xe2\x70\xf2\xc2", 5, SF | ZF | CF | OF);
+        raw("andn-m", "\xc4\xe2\xf0\xf2\x43\x40", 6, SF | ZF | CF | OF);
+        raw("blsr64", "\xc4\xe2\xf8\xf3\xca", 5, SF | ZF | CF | OF);
+        raw("blsr32", "\xc4\xe2\x78\xf3\xca", 5, SF | ZF | CF | OF);
+        raw("blsmsk64", "\xc4\xe2\xf8\xf3\xd2", 5, SF | ZF | CF | OF);
+        raw("blsmsk32", "\xc4\xe2\x78\xf3\xd2", 5, SF | ZF | CF | OF);
+        raw("blsi64", "\xc4\xe2\xf8\xf3\xda", 5, SF | ZF | CF | OF);
+        raw("blsi32-m", "\xc4\xe2\x78\xf3\x5b\x40", 6, SF | ZF | CF | OF);
+        raw("bextr64", "\xc4\xe2\xf0\xf7\xc2", 5, ZF | CF | OF);
+        raw("bextr32", "\xc4\xe2\x70\xf7\xc2", 5, ZF | CF | OF);
+        raw("bextr-m", "\xc4\xe2\xf0\xf7\x43\x40", 6, ZF | CF | OF);
+        raw("bextr-short", "\xb9\x04\x0c\x00\x00\xc4\xe2\xf0\xf7\xc2", 10, ZF | CF | OF);
+    }
+    if (b & (1u << 8)) {
+        /* BMI2 */
+        raw("bzhi64", "\xc4\xe2\xf0\xf5\xc2", 5, SF | ZF | CF | OF);
+        raw("bzhi32", "\xc4\xe2\x70\xf5\xc2", 5, SF | ZF | CF | OF);
+        raw("bzhi-short", "\xb1\x11\xc4\xe2\xf0\xf5\xc2", 7, SF | ZF | CF | OF);
+        raw("pdep64", "\xc4\xe2\xf3\xf5\xc2", 5, ALL);
+        raw("pdep32", "\xc4\xe2\x73\xf5\xc2", 5, ALL);
+        raw("pext64", "\xc4\xe2\xf2\xf5\xc2", 5, ALL);
+        raw("pext32-m", "\xc4\xe2\x72\xf5\x43\x40", 6, ALL);
+        raw("mulx64", "\xc4\xe2\xf3\xf6\xc2", 5, ALL);
+        raw("mulx32", "\xc4\xe2\x73\xf6\xc2", 5, ALL);
+        raw("mulx-same", "\xc4\xe2\xfb\xf6\xc2", 5, ALL);
+        raw("mulx-m", "\xc4\xe2\xf3\xf6\x43\x40", 6, ALL);
+        raw("rorx64", "\xc4\xe3\xfb\xf0\xc2\x0d", 6, ALL);
+        raw("rorx32", "\xc4\xe3\x7b\xf0\xc2\x25", 6, ALL);
+        raw("rorx-m", "\xc4\xe3\xfb\xf0\x43\x40\x3f", 7, ALL);
+        raw("sarx64", "\xc4\xe2\xf2\xf7\xc2", 5, ALL);
+        raw("sarx32", "\xc4\xe2\x72\xf7\xc2", 5, ALL);
+        raw("shlx64", "\xc4\xe2\xf1\xf7\xc2", 5, ALL);
+        raw("shlx32-m", "\xc4\xe2\x71\xf7\x43\x40", 6, ALL);
+        raw("shrx64", "\xc4\xe2\xf3\xf7\xc2", 5, ALL);
+        raw("shrx32", "\xc4\xe2\x73\xf7\xc2", 5, ALL);
+    }
 }
 
 /* ---- per-kind constraints ------------------------------------------------- */

@@ -145,6 +145,7 @@ struct x86_insn {
     uint8_t imm2;           /* second immediate (ENTER's nesting level) */
     uint8_t modrm;          /* raw ModRM byte */
     uint8_t flags;          /* decoder-private */
+    uint8_t vvvv;           /* VEX.vvvv register operand (VEX forms only) */
 };
 
 struct x86_op_table {

@@ -234,6 +234,64 @@ static void decode_imm(struct dec *d, struct x86_insn *in, unsigned a, bool code
     }
 }
 
+/* Where every path of x86_decode ends up: length, segment, EA shortcut. */
+static void decode_finish(struct dec *d, struct x86_insn *in, bool code64)
+{
+    in->len = d->pos;
+    if (code64 && in->seg < X86_FS)
+        in->seg = X86_SEG_ZERO;
+    if (in->mod != 3 && in->asz == 8 && in->base < 16 && in->index == X86_NOREG &&
+        in->seg == X86_SEG_ZERO)
+        in->flags |= X86_INSN_EA_SIMPLE;
+}
+
+/* VEX prefix (C4 3-byte, C5 2-byte): only the BMI1/BMI2 integer forms
+ * exist; anything else, VEX.L=1, or a 66/F2/F3/LOCK/REX before it is #UD. */
+static int decode_vex(struct dec *d, struct x86_insn *in, uint8_t b, unsigned mode, unsigned avail)
+{
+    bool code64 = mode & X86_DEC_64, code32 = mode & X86_DEC_32;
+    uint8_t p1 = get8(d), p2 = b == 0xc5 ? (p1 & 0x7f) : get8(d);
+    unsigned mm = b == 0xc5 ? 1 : p1 & 0x1f, pp = p2 & 3, l = (p2 >> 2) & 1;
+    unsigned r = !(p1 & 0x80), x = b == 0xc4 && !(p1 & 0x40), bx = b == 0xc4 && !(p1 & 0x20);
+    unsigned w = b == 0xc4 && (p2 & 0x80);
+    in->vvvv = (~p2 >> 3) & 15;
+    if (!code64) {
+        r = x = bx = w = 0;
+        in->vvvv &= 7;
+    }
+    in->rex = (uint8_t)(0x40 | (w << 3) | (r << 2) | (x << 1) | bx);
+    in->map = mm == 2 ? X86_MAP_0F38 : mm == 3 ? X86_MAP_0F3A : X86_MAP_0F;
+    in->op = get8(d);
+    in->osz = w ? 8 : 4;
+    if (code64)
+        in->asz = (in->pfx & X86_PFX_67) ? 4 : 8;
+    else
+        in->asz = (code32 ^ !!(in->pfx & X86_PFX_67)) ? 4 : 2;
+    in->modrm = get8(d);
+    in->mod = in->modrm >> 6;
+    in->reg = ((in->modrm >> 3) & 7) | (r << 3);
+    in->rm = (in->modrm & 7) | (bx << 3);
+    if (in->mod != 3) {
+        if (in->asz == 2)
+            decode_modrm16(d, in);
+        else
+            decode_modrm32(d, in, code64);
+    }
+    if (in->map == X86_MAP_0F3A)
+        in->imm = get8(d);
+    if (d->short_)
+        return avail >= 15 ? -2 : -1;
+    decode_finish(d, in, code64);
+    x86_handler *fn = (mm == 2 || mm == 3) ? x86_vex_handler(in, pp) : NULL;
+    if (!fn || l || (in->pfx & (X86_PFX_66 | X86_PFX_F2 | X86_PFX_F3 | X86_PFX_LOCK))) {
+        in->fn = op_invalid;
+        in->flags |= X86_DF_END;
+        return -2;
+    }
+    in->fn = fn;
+    return 0;
+}
+
 /* Decode one instruction from bytes[0..avail). mode: X86_DEC_* bits.
  * Returns 0, -1 if more bytes are needed (avail too short), or -2 if the
  * instruction is invalid (fills in->fn with a #UD handler anyway). */
@@ -267,6 +325,9 @@ int x86_decode(const uint8_t *bytes, unsigned avail, unsigned mode, struct x86_i
         case 0xf3: in->pfx |= X86_PFX_F3; last_rep = 0xf3; break;
         }
     }
+    /* outside 64-bit mode C4/C5 are LES/LDS unless ModRM.mod would be 3 */
+    if ((b == 0xc4 || b == 0xc5) && (code64 || (d.pos < d.avail && bytes[d.pos] >= 0xc0)))
+        return decode_vex(&d, in, b, mode, avail);
     if (code64 && (b & 0xf0) == 0x40) {
         in->rex = b;
         b = get8(&d);
@@ -342,14 +403,9 @@ int x86_decode(const uint8_t *bytes, unsigned avail, unsigned mode, struct x86_i
     decode_imm(&d, in, a, code64);
     if (d.short_)
         return avail >= 15 ? -2 : -1;
-    in->len = d.pos;
-    if (code64 && in->seg < X86_FS)
-        in->seg = X86_SEG_ZERO;
+    decode_finish(&d, in, code64);
     if (a & A_END)
         in->flags |= X86_DF_END;
-    if (in->mod != 3 && in->asz == 8 && in->base < 16 && in->index == X86_NOREG &&
-        in->seg == X86_SEG_ZERO)
-        in->flags |= X86_INSN_EA_SIMPLE;
 
     /* handler */
     x86_handler *fn;

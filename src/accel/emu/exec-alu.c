@@ -1010,6 +1010,156 @@ x86_handler *x86_alu_fast(const struct x86_insn *in)
     return NULL;
 }
 
+/* ---- BMI1/BMI2 (VEX): reg is the destination, vvvv a source (the
+ * destination for BLS*, MULX's low half) ------------------------------ */
+
+/* SZP from r, CF as given, OF clear (the MUL record's shape) */
+static void bmi_flags(struct x86_cpu *cpu, unsigned size, uint64_t r, bool cf)
+{
+    x86_lf(cpu, X86_LF_MUL, size, 0, cf ? X86_CF : 0, r);
+}
+
+static void op_andn(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t r = ~x86_get_reg(cpu, in, in->vvvv, size) & x86_get_rm(cpu, in, size) & mask_of(size);
+    x86_set_reg(cpu, in, in->reg, size, r);
+    x86_lf(cpu, X86_LF_LOGIC, size, 0, 0, r);
+}
+
+/* BLSR /1, BLSMSK /2, BLSI /3 */
+static void op_blsx(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t s = x86_get_rm(cpu, in, size), r;
+    switch ((in->modrm >> 3) & 7) {
+    case 1: r = s & (s - 1); break;
+    case 2: r = s ^ (s - 1); break;
+    default: r = s & (0 - s); break;
+    }
+    r &= mask_of(size);
+    x86_set_reg(cpu, in, in->vvvv, size, r);
+    bmi_flags(cpu, size, r, ((in->modrm >> 3) & 7) == 3 ? s != 0 : s == 0);
+}
+
+static void op_bextr(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t s = x86_get_rm(cpu, in, size), c = x86_get_reg(cpu, in, in->vvvv, size);
+    unsigned start = c & 0xff, len = (c >> 8) & 0xff;
+    uint64_t r = start < 8 * size ? s >> start : 0;
+    if (len < 64)
+        r &= (1ull << len) - 1;
+    x86_set_reg(cpu, in, in->reg, size, r);
+    x86_lf(cpu, X86_LF_LOGIC, size, 0, 0, r);
+}
+
+static void op_bzhi(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, n = (unsigned)x86_get_reg(cpu, in, in->vvvv, size) & 0xff;
+    uint64_t r = x86_get_rm(cpu, in, size);
+    bool cf = n >= 8 * size;
+    if (!cf)
+        r &= (1ull << n) - 1;
+    x86_set_reg(cpu, in, in->reg, size, r);
+    bmi_flags(cpu, size, r, cf);
+}
+
+static void op_pdep(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t s = x86_get_reg(cpu, in, in->vvvv, size), m = x86_get_rm(cpu, in, size), r = 0;
+    for (uint64_t bit = 1; m; bit <<= 1) {
+        uint64_t low = m & (0 - m);
+        if (s & bit)
+            r |= low;
+        m ^= low;
+    }
+    x86_set_reg(cpu, in, in->reg, size, r);
+}
+
+static void op_pext(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t s = x86_get_reg(cpu, in, in->vvvv, size), m = x86_get_rm(cpu, in, size), r = 0;
+    for (uint64_t bit = 1; m; bit <<= 1) {
+        uint64_t low = m & (0 - m);
+        if (s & low)
+            r |= bit;
+        m ^= low;
+    }
+    x86_set_reg(cpu, in, in->reg, size, r);
+}
+
+static void op_mulx(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    uint64_t a = x86_get_reg(cpu, in, X86_RDX, size), b = x86_get_rm(cpu, in, size), lo, hi;
+    if (size == 8) {
+        unsigned __int128 p = (unsigned __int128)a * b;
+        lo = (uint64_t)p;
+        hi = (uint64_t)(p >> 64);
+    } else {
+        uint64_t p = a * b;
+        lo = (uint32_t)p;
+        hi = p >> 32;
+    }
+    /* same register for both halves: the high half wins */
+    x86_set_reg(cpu, in, in->vvvv, size, lo);
+    x86_set_reg(cpu, in, in->reg, size, hi);
+}
+
+static void op_rorx(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, bits = 8 * size, c = (unsigned)in->imm & (bits - 1);
+    uint64_t s = x86_get_rm(cpu, in, size);
+    uint64_t r = c ? ((s >> c) | (s << (bits - c))) & mask_of(size) : s;
+    x86_set_reg(cpu, in, in->reg, size, r);
+}
+
+/* SHLX/SHRX/SARX: count from vvvv, flags untouched */
+static void op_shlx(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, c = (unsigned)x86_get_reg(cpu, in, in->vvvv, size) & (8 * size - 1);
+    x86_set_reg(cpu, in, in->reg, size, (x86_get_rm(cpu, in, size) << c) & mask_of(size));
+}
+
+static void op_shrx(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, c = (unsigned)x86_get_reg(cpu, in, in->vvvv, size) & (8 * size - 1);
+    x86_set_reg(cpu, in, in->reg, size, x86_get_rm(cpu, in, size) >> c);
+}
+
+static void op_sarx(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, c = (unsigned)x86_get_reg(cpu, in, in->vvvv, size) & (8 * size - 1);
+    uint64_t s = x86_get_rm(cpu, in, size);
+    x86_set_reg(cpu, in, in->reg, size, (uint64_t)((int64_t)sext(s, size) >> c) & mask_of(size));
+}
+
+x86_handler *x86_vex_handler(const struct x86_insn *in, unsigned pp)
+{
+    if (in->map == X86_MAP_0F3A)
+        return in->op == 0xf0 && pp == 3 ? op_rorx : NULL;
+    if (in->map != X86_MAP_0F38)
+        return NULL;
+    switch (in->op) {
+    case 0xf2:
+        return pp == 0 ? op_andn : NULL;
+    case 0xf3: {
+        unsigned r = (in->modrm >> 3) & 7;
+        return pp == 0 && r >= 1 && r <= 3 ? op_blsx : NULL;
+    }
+    case 0xf5:
+        return pp == 0 ? op_bzhi : pp == 2 ? op_pext : pp == 3 ? op_pdep : NULL;
+    case 0xf6:
+        return pp == 3 ? op_mulx : NULL;
+    case 0xf7:
+        return pp == 0 ? op_bextr : pp == 1 ? op_shlx : pp == 2 ? op_sarx : op_shrx;
+    }
+    return NULL;
+}
+
 void x86_alu_register(struct x86_op_table *t)
 {
     for (unsigned row = 0; row < 8; row++) {

@@ -54,6 +54,9 @@ static inline uint64_t mask_all(unsigned size)
 void x86_check_io(struct x86_cpu *cpu, uint16_t port, unsigned size);
 x86_handler *x86_move_fast(const struct x86_insn *in);
 x86_handler *x86_alu_fast(const struct x86_insn *in);
+/* Handler of a VEX-encoded integer instruction (BMI1/BMI2); pp is VEX.pp
+ * (0 none, 1 66, 2 F3, 3 F2). NULL if it does not exist. */
+x86_handler *x86_vex_handler(const struct x86_insn *in, unsigned pp);
 
 /* Stack: SS-relative push/pop of size bytes with the current stack width. */
 void x86_push(struct x86_cpu *cpu, uint64_t v, unsigned size);

@@ -180,7 +180,7 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
         break;
     case 7:
         if (sub == 0) {
-            r[1] = 1u << 9;                        /* ERMS */
+            r[1] = (1u << 3) | (1u << 8) | (1u << 9);  /* BMI1 BMI2 ERMS */
             r[3] = 1u << 4;                        /* FSRM */
         }
         break;
