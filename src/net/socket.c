@@ -183,6 +183,9 @@ static int sock_open(struct netsock *s, struct opts *o, struct error *err)
     const char *local = opts_get(o, "localaddr");
     if (opts_get(o, "fd"))
         return error_set(err, -ENOTSUP, "socket fd= is not supported; use listen= or connect=");
+    int r0 = opts_check_unused(o, err);
+    if (r0)
+        return r0;
     int kinds = !!listen_a + !!connect_a + !!mcast + !!udp;
     if (kinds != 1)
         return error_set(err, -EINVAL, "exactly one of listen=, connect=, mcast= or udp= is "

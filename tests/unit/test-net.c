@@ -342,6 +342,58 @@ static void test_socket_peer(void **state)
     close(fd);
     ml_quit(ml);
     pthread_join(t, NULL);
+    net_client_remove(&nic.nc);
+}
+
+static int udp_bound(struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    *sa = (struct sockaddr_in){ AF_INET, 0, { htonl(INADDR_LOOPBACK) } };
+    socklen_t sl = sizeof(*sa);
+    bind(fd, (struct sockaddr *)sa, sizeof(*sa));
+    getsockname(fd, (struct sockaddr *)sa, &sl);
+    return fd;
+}
+
+/* udp=REMOTE,localaddr=LOCAL: one frame per datagram, both ways. */
+static void test_socket_udp(void **state)
+{
+    struct mainloop *ml = ml_new();
+    struct sockaddr_in peer, local;
+    int pfd = udp_bound(&peer);
+    int tmp = udp_bound(&local);
+    close(tmp);                                   /* a free port for the netdev */
+    char spec[128];
+    snprintf(spec, sizeof(spec), "socket,id=ud,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d",
+             ntohs(peer.sin_port), ntohs(local.sin_port));
+    struct error e = {0};
+    assert_int_equal(net_backend_create(ml, spec, -1, &e), 0);
+    struct error e2 = {0};
+    assert_true(net_backend_create(ml, "socket,id=ud2,udp=127.0.0.1:9", -1, &e2) < 0);
+    assert_non_null(strstr(e2.msg, "localaddr"));
+    struct sink nic = { .room = true };
+    assert_int_equal(net_client_add(&nic.nc, &sink_ops, "unic", &nic), 0);
+    nic.nc.is_nic = true;
+    assert_int_equal(net_client_connect(&nic.nc, net_client_find("ud"), NULL), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, loop_thread, ml);
+    uint8_t frame[80];
+    memset(frame, 0x61, sizeof(frame));
+    assert_int_equal(sendto(pfd, frame, 80, 0, (struct sockaddr *)&local, sizeof(local)), 80);
+    assert_int_equal(wait_got(ml, &nic, 1), 1);
+    assert_int_equal(nic.last_len, 80);
+    assert_int_equal(nic.last_first, 0x61);
+    memset(frame, 0x62, sizeof(frame));
+    ml_lock(ml);
+    net_send_buf(&nic.nc, frame, 64);
+    ml_unlock(ml);
+    uint8_t in[128];
+    assert_int_equal(recv(pfd, in, sizeof(in), 0), 64);   /* no length prefix on datagrams */
+    assert_int_equal(in[0], 0x62);
+    close(pfd);
+    ml_quit(ml);
+    pthread_join(t, NULL);
+    net_client_remove(&nic.nc);
 }
 
 int main(void)
@@ -354,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_queue),
         cmocka_unit_test(test_socket_peer),
+        cmocka_unit_test(test_socket_udp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
