@@ -15,6 +15,7 @@
 #include "hw/virtio/virtio-net.h"
 #include "hw/virtio/virtio-rng.h"
 #include "hw/virtio/virtio-serial.h"
+#include "net/netdev.h"
 #include "util/opts.h"
 
 struct model_ctx {
@@ -342,6 +343,9 @@ int pci_board_populate(struct pci_bus *bus, struct mainloop *ml, struct pci_boar
 {
     if (!cfg)
         return 0;
+    int nr = net_open_all(ml, err);      /* -netdev backends, before the NICs that use them */
+    if (nr < 0)
+        return nr;
     for (int i = 0; i < cfg->n_drives; i++)
         if (cfg->snapshot)
             cfg->drives[i].snapshot = true;
