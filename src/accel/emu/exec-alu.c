@@ -938,6 +938,47 @@ static x86_handler *const r_rm_fn[8] = { op_r_rm_0, op_r_rm_1, op_r_rm_2, op_r_r
 static x86_handler *const rm_r_fn[8] = { op_rm_r_0, op_rm_r_1, op_rm_r_2, op_rm_r_3,
                                          op_rm_r_4, op_rm_r_5, op_rm_r_6, op_rm_r_7 };
 
+/* Register-register and register-immediate forms at 32/64 bits: the size
+ * and operation are constants, no ModRM or size dispatch left. */
+#define ALU_REG(n, sz)                                                                \
+    static void op_rr_##n##_##sz(struct x86_cpu *cpu, const struct x86_insn *in)      \
+    {   /* dst = rm (00-3F even rows) */                                              \
+        uint64_t a = cpu->gpr[in->rm], b = cpu->gpr[in->reg];                         \
+        if (sz == 4) { a = (uint32_t)a; b = (uint32_t)b; }                            \
+        uint64_t r = alu(cpu, n, sz, a, b);                                           \
+        if (n != 7) cpu->gpr[in->rm] = sz == 4 ? (uint32_t)r : r;                      \
+    }                                                                                 \
+    static void op_rrr_##n##_##sz(struct x86_cpu *cpu, const struct x86_insn *in)     \
+    {   /* dst = reg (02/03 forms) */                                                 \
+        uint64_t a = cpu->gpr[in->reg], b = cpu->gpr[in->rm];                         \
+        if (sz == 4) { a = (uint32_t)a; b = (uint32_t)b; }                            \
+        uint64_t r = alu(cpu, n, sz, a, b);                                           \
+        if (n != 7) cpu->gpr[in->reg] = sz == 4 ? (uint32_t)r : r;                     \
+    }                                                                                 \
+    static void op_ri_##n##_##sz(struct x86_cpu *cpu, const struct x86_insn *in)      \
+    {   /* 81/83 with a register */                                                   \
+        uint64_t a = cpu->gpr[in->rm], b = in->imm;                                   \
+        if (sz == 4) { a = (uint32_t)a; b = (uint32_t)b; }                            \
+        uint64_t r = alu(cpu, n, sz, a, b);                                           \
+        if (n != 7) cpu->gpr[in->rm] = sz == 4 ? (uint32_t)r : r;                      \
+    }
+#define ALU_REG2(n) ALU_REG(n, 4) ALU_REG(n, 8)
+ALU_REG2(0) ALU_REG2(1) ALU_REG2(4) ALU_REG2(5) ALU_REG2(6) ALU_REG2(7)
+#undef ALU_REG2
+#undef ALU_REG
+/* [op][size == 8]; NULL for ADC/SBB, which read CF */
+#define ALU_REG_ROW(pfx, n) { op_##pfx##_##n##_4, op_##pfx##_##n##_8 }
+static x86_handler *const rr_fn[8][2] = {
+    ALU_REG_ROW(rr, 0), ALU_REG_ROW(rr, 1), { NULL, NULL }, { NULL, NULL },
+    ALU_REG_ROW(rr, 4), ALU_REG_ROW(rr, 5), ALU_REG_ROW(rr, 6), ALU_REG_ROW(rr, 7) };
+static x86_handler *const rrr_fn[8][2] = {
+    ALU_REG_ROW(rrr, 0), ALU_REG_ROW(rrr, 1), { NULL, NULL }, { NULL, NULL },
+    ALU_REG_ROW(rrr, 4), ALU_REG_ROW(rrr, 5), ALU_REG_ROW(rrr, 6), ALU_REG_ROW(rrr, 7) };
+static x86_handler *const ri_fn[8][2] = {
+    ALU_REG_ROW(ri, 0), ALU_REG_ROW(ri, 1), { NULL, NULL }, { NULL, NULL },
+    ALU_REG_ROW(ri, 4), ALU_REG_ROW(ri, 5), ALU_REG_ROW(ri, 6), ALU_REG_ROW(ri, 7) };
+#undef ALU_REG_ROW
+
 /* SHL/SHR/SAR reg, imm8 on 32/64-bit registers: no dispatch on the /op */
 static void op_shl_ri(struct x86_cpu *cpu, const struct x86_insn *in)
 {
@@ -1000,6 +1041,11 @@ x86_handler *x86_alu_fast(const struct x86_insn *in)
         case 7: return op_sar_ri;
         }
     }
+    bool reg32_64 = in->mod == 3 && in->osz >= 4, q = in->osz == 8;
+    if (reg32_64 && (in->op == 0x81 || in->op == 0x83) && ri_fn[(in->modrm >> 3) & 7][q])
+        return ri_fn[(in->modrm >> 3) & 7][q];
+    if (reg32_64 && in->op < 0x40 && (in->op & 7) < 4 && (in->op & 1) && rr_fn[in->op >> 3][q])
+        return (in->op & 2) ? rrr_fn[in->op >> 3][q] : rr_fn[in->op >> 3][q];
     if (in->op >= 0x80 && in->op <= 0x83)
         return grp1_fn[(in->modrm >> 3) & 7];
     if (in->op < 0x40 && (in->op & 7) < 4) {
