@@ -315,6 +315,9 @@ static void build_cases(void)
     raw("imul-adc", "\x48\x0f\xaf\xca\x48\x11\xd0", 7, ALL);
     raw("mul-sbb", "\x48\xf7\xe2\x48\x19\xd1", 6, ALL);
     raw("imul8-adc", "\xf6\xea\x48\x11\xd1", 5, ALL);
+    /* a shift count of 0 leaves flags but still zero-extends a 32-bit register */
+    raw("shl32-imm0", "\xc1\xe1\x00", 3, ALL);
+    raw("sar32-imm0", "\xc1\xf9\x00", 3, ALL);
     raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;

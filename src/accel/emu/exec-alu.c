@@ -983,8 +983,10 @@ static x86_handler *const ri_fn[8][2] = {
 static void op_shl_ri(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned size = in->osz, cnt = (unsigned)in->imm & (size == 8 ? 63 : 31);
-    if (!cnt)
+    if (!cnt) {
+        x86_set_reg(cpu, in, in->rm, size, cpu->gpr[in->rm]);   /* a 32-bit write still zero-extends */
         return;
+    }
     uint64_t v = x86_get_reg(cpu, in, in->rm, size), r = (v << cnt) & mask_of(size);
     x86_lf(cpu, X86_LF_SHL, size, v, cnt, r);
     x86_set_reg(cpu, in, in->rm, size, r);
@@ -993,8 +995,10 @@ static void op_shl_ri(struct x86_cpu *cpu, const struct x86_insn *in)
 static void op_shr_ri(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned size = in->osz, cnt = (unsigned)in->imm & (size == 8 ? 63 : 31);
-    if (!cnt)
+    if (!cnt) {
+        x86_set_reg(cpu, in, in->rm, size, cpu->gpr[in->rm]);   /* a 32-bit write still zero-extends */
         return;
+    }
     uint64_t v = x86_get_reg(cpu, in, in->rm, size), r = v >> cnt;
     x86_lf(cpu, X86_LF_SHR, size, v, cnt, r);
     x86_set_reg(cpu, in, in->rm, size, r);
@@ -1003,8 +1007,10 @@ static void op_shr_ri(struct x86_cpu *cpu, const struct x86_insn *in)
 static void op_sar_ri(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     unsigned size = in->osz, cnt = (unsigned)in->imm & (size == 8 ? 63 : 31);
-    if (!cnt)
+    if (!cnt) {
+        x86_set_reg(cpu, in, in->rm, size, cpu->gpr[in->rm]);   /* a 32-bit write still zero-extends */
         return;
+    }
     uint64_t v = x86_get_reg(cpu, in, in->rm, size);
     uint64_t r = (uint64_t)((int64_t)sext(v, size) >> cnt) & mask_of(size);
     x86_lf(cpu, X86_LF_SAR, size, v, cnt, r);
@@ -1028,6 +1034,44 @@ static void op_dec_r(struct x86_cpu *cpu, const struct x86_insn *in)
     cpu->gpr[in->rm] = v;
 }
 
+/* SHL/SHR/SAR reg, CL on 32/64-bit registers */
+static void op_shl_rc(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, cnt = (unsigned)cpu->gpr[X86_RCX] & (size == 8 ? 63 : 31);
+    if (!cnt) {
+        x86_set_reg(cpu, in, in->rm, size, cpu->gpr[in->rm]);   /* a 32-bit write still zero-extends */
+        return;
+    }
+    uint64_t v = x86_get_reg(cpu, in, in->rm, size), r = (v << cnt) & mask_of(size);
+    x86_lf(cpu, X86_LF_SHL, size, v, cnt, r);
+    x86_set_reg(cpu, in, in->rm, size, r);
+}
+
+static void op_shr_rc(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, cnt = (unsigned)cpu->gpr[X86_RCX] & (size == 8 ? 63 : 31);
+    if (!cnt) {
+        x86_set_reg(cpu, in, in->rm, size, cpu->gpr[in->rm]);   /* a 32-bit write still zero-extends */
+        return;
+    }
+    uint64_t v = x86_get_reg(cpu, in, in->rm, size), r = v >> cnt;
+    x86_lf(cpu, X86_LF_SHR, size, v, cnt, r);
+    x86_set_reg(cpu, in, in->rm, size, r);
+}
+
+static void op_sar_rc(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    unsigned size = in->osz, cnt = (unsigned)cpu->gpr[X86_RCX] & (size == 8 ? 63 : 31);
+    if (!cnt) {
+        x86_set_reg(cpu, in, in->rm, size, cpu->gpr[in->rm]);   /* a 32-bit write still zero-extends */
+        return;
+    }
+    uint64_t v = x86_get_reg(cpu, in, in->rm, size);
+    uint64_t r = (uint64_t)((int64_t)sext(v, size) >> cnt) & mask_of(size);
+    x86_lf(cpu, X86_LF_SAR, size, v, cnt, r);
+    x86_set_reg(cpu, in, in->rm, size, r);
+}
+
 x86_handler *x86_alu_fast(const struct x86_insn *in)
 {
     if (in->map != X86_MAP_1B)
@@ -1046,6 +1090,13 @@ x86_handler *x86_alu_fast(const struct x86_insn *in)
         return ri_fn[(in->modrm >> 3) & 7][q];
     if (reg32_64 && in->op < 0x40 && (in->op & 7) < 4 && (in->op & 1) && rr_fn[in->op >> 3][q])
         return (in->op & 2) ? rrr_fn[in->op >> 3][q] : rr_fn[in->op >> 3][q];
+    if (in->op == 0xd3 && in->mod == 3 && in->osz >= 4) {
+        switch ((in->modrm >> 3) & 7) {
+        case 4: case 6: return op_shl_rc;
+        case 5: return op_shr_rc;
+        case 7: return op_sar_rc;
+        }
+    }
     if (in->op >= 0x80 && in->op <= 0x83)
         return grp1_fn[(in->modrm >> 3) & 7];
     if (in->op < 0x40 && (in->op & 7) < 4) {
