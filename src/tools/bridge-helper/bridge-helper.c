@@ -4,14 +4,15 @@
  * the tap's fd back over the unix socket N (SCM_RIGHTS). Meant to be
  * installed setuid root or with CAP_NET_ADMIN, so it trusts nothing from
  * its caller but the bridge name: the ACL path is fixed unless the helper
- * runs with no extra privilege (then QUOKKA_BRIDGE_CONF may name another,
- * which tests use). Same interface as qemu-bridge-helper. */
+ * runs with no privilege gained at exec (no setuid, no file capabilities;
+ * then QUOKKA_BRIDGE_CONF may name another, which tests use). Same interface as qemu-bridge-helper. */
 #include <errno.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -83,7 +84,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *conf = BRIDGE_CONF_PATH;
-    if (getuid() == geteuid() && getgid() == getegid() && getenv("QUOKKA_BRIDGE_CONF"))
+    /* AT_SECURE is set for setuid and for file-capability binaries alike */
+    if (!getauxval(AT_SECURE) && getenv("QUOKKA_BRIDGE_CONF"))
         conf = getenv("QUOKKA_BRIDGE_CONF");
     struct bridge_acl acl = {0};
     struct error err = {0};
