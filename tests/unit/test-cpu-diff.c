@@ -318,6 +318,13 @@ static void build_cases(void)
     /* a shift count of 0 leaves flags but still zero-extends a 32-bit register */
     raw("shl32-imm0", "\xc1\xe1\x00", 3, ALL);
     raw("sar32-imm0", "\xc1\xf9\x00", 3, ALL);
+    /* ADC/SBB reading CF straight from a pending ADD/SUB/ADC/SBB record */
+    raw("adc-adc", "\x48\x11\xd1\x48\x11\xd0", 6, ALL);
+    raw("sbb-sbb", "\x48\x19\xd1\x48\x19\xd0", 6, ALL);
+    raw("cmp-adc", "\x48\x39\xd1\x48\x11\xd0", 6, ALL);
+    raw("add-sbb", "\x48\x01\xd1\x48\x19\xd0", 6, ALL);
+    raw("sub8-adc", "\x28\xd1\x48\x11\xd0", 5, ALL);
+    raw("adc16-sbb", "\x66\x11\xd1\x48\x19\xd0", 6, ALL);
     raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;

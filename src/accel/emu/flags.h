@@ -15,27 +15,38 @@ static inline void x86_lf(struct x86_cpu *cpu, unsigned op, unsigned size, uint6
     cpu->lf.res = res;
 }
 
-/* INC/DEC keep CF: only CF of the pending result must land in rflags, as
- * the INC/DEC record recomputes every other arithmetic flag. */
-static inline void x86_lf_incdec(struct x86_cpu *cpu, unsigned op, unsigned size, uint64_t res)
+/* CF of the pending lazy result without materializing the other flags;
+ * with no pending op (or INC/DEC, which keep CF) it is in rflags. */
+static inline bool x86_lazy_cf(struct x86_cpu *cpu)
 {
     const struct x86_lazy *lf = &cpu->lf;
     unsigned sh = 64 - 8 * lf->size;
     switch (lf->op) {
     case X86_LF_NONE: case X86_LF_INC: case X86_LF_DEC:
-        break;
+        return cpu->rflags & X86_CF;
     case X86_LF_LOGIC:
-        cpu->rflags &= ~(uint64_t)X86_CF;
-        break;
+        return false;
     case X86_LF_SUB:
-        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | ((lf->a << sh) < (lf->b << sh) ? X86_CF : 0);
-        break;
+        return (lf->a << sh) < (lf->b << sh);
+    case X86_LF_SBB:
+        return (lf->a << sh) <= (lf->b << sh);
     case X86_LF_ADD:
-        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | ((lf->res << sh) < (lf->a << sh) ? X86_CF : 0);
-        break;
+        return (lf->res << sh) < (lf->a << sh);
+    case X86_LF_ADC:
+        return (lf->res << sh) <= (lf->a << sh);
+    case X86_LF_MUL:
+        return lf->b & X86_CF;
     default:
-        x86_get_flags(cpu);
+        return x86_get_flags(cpu) & X86_CF;
     }
+}
+
+/* INC/DEC keep CF: only CF of the pending result must land in rflags, as
+ * the INC/DEC record recomputes every other arithmetic flag. */
+static inline void x86_lf_incdec(struct x86_cpu *cpu, unsigned op, unsigned size, uint64_t res)
+{
+    if (cpu->lf.op != X86_LF_NONE && cpu->lf.op != X86_LF_INC && cpu->lf.op != X86_LF_DEC)
+        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | (x86_lazy_cf(cpu) ? X86_CF : 0);
     cpu->lf.op = op;
     cpu->lf.size = size;
     cpu->lf.res = res;
@@ -43,7 +54,7 @@ static inline void x86_lf_incdec(struct x86_cpu *cpu, unsigned op, unsigned size
 
 static inline bool x86_get_cf(struct x86_cpu *cpu)
 {
-    return x86_get_flags(cpu) & X86_CF;
+    return x86_lazy_cf(cpu);
 }
 
 /* x86_cond for callers with a constant cc: the compiler keeps one path. */
