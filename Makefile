@@ -36,6 +36,7 @@ endif
 ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -DQUOKKA_FUZZ
 CFLAGS  += -Wno-unknown-warning-option   # clang lacks some gcc -Wno-* flags above
+CFLAGS  += -Wno-gnu-variable-sized-type-not-at-end   # struct kvm_msrs + one entry, as the KVM API intends
 LDFLAGS += -fsanitize=fuzzer,address,undefined
 endif
 
