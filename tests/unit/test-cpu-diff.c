@@ -325,6 +325,12 @@ static void build_cases(void)
     raw("add-sbb", "\x48\x01\xd1\x48\x19\xd0", 6, ALL);
     raw("sub8-adc", "\x28\xd1\x48\x11\xd0", 5, ALL);
     raw("adc16-sbb", "\x66\x11\xd1\x48\x19\xd0", 6, ALL);
+    /* B/AE conditions from pending records */
+    raw("add-setb", "\x48\x01\xd1\x0f\x92\xc0", 6, ALL);
+    raw("adc-setae", "\x48\x11\xd1\x0f\x93\xc0", 6, ALL);
+    raw("imul-setb", "\x48\x0f\xaf\xca\x0f\x92\xc0", 7, CF | OF);
+    raw("sbb-cmovb", "\x48\x19\xd1\x48\x0f\x42\xc2", 7, ALL);
+    raw("sub16-jb", "\x66\x29\xd1\x72\x02\xff\xc0", 7, ALL & ~(OF | SF | ZF | AF | PF));
     raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;

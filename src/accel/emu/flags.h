@@ -71,6 +71,10 @@ static inline __attribute__((always_inline)) bool x86_cond_inline(struct x86_cpu
         case 4: r = (int64_t)(lf->res << sh) < 0; goto out;        /* S */
         }
     }
+    if ((cc >> 1) == 1) {
+        r = x86_lazy_cf(cpu);                                       /* B */
+        goto out;
+    }
     if (lf->op == X86_LF_SUB) {
         unsigned sh = 64 - 8 * lf->size;
         uint64_t a = lf->a << sh, b = lf->b << sh;
