@@ -8,7 +8,7 @@
 #   bench/img.sh            (BUILD=build by default; BENCH_DIR for the files)
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-$TOP/build}
+BUILD=$(cd "${BUILD:-$TOP/build}" && pwd)
 Q=${QUOKKA_IMG:-$BUILD/quokka-img}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
 D=$(mktemp -d "${BENCH_DIR:-/tmp}/quokka-img-bench.XXXXXX")
@@ -37,7 +37,8 @@ sync
 run() {
     local t0 t1
     t0=$(date +%s.%N)
-    /usr/bin/time -f "%U %S" -o "$D/.time" "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2
+    /usr/bin/time -f "%U %S" -o "$D/.time" "$@" >/dev/null 2>&1 ||
+        { echo "bench/img.sh: FAILED: $*" >&2; kill -TERM $$; exit 1; }
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" '{ printf "%.3f %.3f", b - a, $1 + $2 }' "$D/.time"
 }
