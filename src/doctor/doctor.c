@@ -17,6 +17,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include "accel/kvm/kvm.h"
+#include "net/net.h"
 
 #define BRIDGE_CONF "/etc/quokka/bridge.conf"
 
@@ -116,38 +117,11 @@ static void check_tun(struct doctor *d)
     }
 }
 
-/* The helper sits next to quokka, or in PATH. */
-static bool find_helper(char *path, size_t len)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = 0;
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(path, len, "%s/quokka-bridge-helper", self);
-            if (access(path, X_OK) == 0)
-                return true;
-        }
-    }
-    const char *p = getenv("PATH");
-    while (p && *p) {
-        const char *end = strchr(p, ':');
-        size_t l = end ? (size_t)(end - p) : strlen(p);
-        snprintf(path, len, "%.*s/quokka-bridge-helper", (int)l, p);
-        if (access(path, X_OK) == 0)
-            return true;
-        p = end ? end + 1 : NULL;
-    }
-    return false;
-}
-
 static void check_bridge(struct doctor *d)
 {
     char path[PATH_MAX + 32];
     struct stat st;
-    if (!find_helper(path, sizeof(path)) || stat(path, &st) < 0) {
+    if (!net_find_bridge_helper(path, sizeof(path)) || stat(path, &st) < 0) {
         say(d, WARN, "bridge helper", "quokka-bridge-helper not found next to quokka or in PATH "
             "(needed only for -netdev bridge)");
     } else if ((st.st_mode & S_ISUID) && st.st_uid == 0) {

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include "net/net_int.h"
 
-static void default_helper(char *buf, size_t len)
+bool net_find_bridge_helper(char *path, size_t len)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -24,12 +24,22 @@ static void default_helper(char *buf, size_t len)
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = 0;
-            snprintf(buf, len, "%s/quokka-bridge-helper", self);
-            if (!access(buf, X_OK))
-                return;
+            snprintf(path, len, "%s/quokka-bridge-helper", self);
+            if (!access(path, X_OK))
+                return true;
         }
     }
-    snprintf(buf, len, "quokka-bridge-helper");
+    for (const char *p = getenv("PATH"); p && *p;) {
+        const char *end = strchr(p, ':');
+        size_t l = end ? (size_t)(end - p) : strlen(p);
+        snprintf(path, len, "%.*s/quokka-bridge-helper", (int)l, p);
+        if (!access(path, X_OK))
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    /* Not found: the bare name makes exec's own error name the helper. */
+    snprintf(path, len, "quokka-bridge-helper");
+    return false;
 }
 
 static int recv_fd(int sock, struct error *err)
@@ -96,7 +106,7 @@ int net_bridge_create(struct mainloop *ml, struct opts *o, const char *name,
         return r;
     char def[PATH_MAX];
     if (!helper) {
-        default_helper(def, sizeof(def));
+        net_find_bridge_helper(def, sizeof(def));
         helper = def;
     }
     int fd = net_bridge_run_helper(helper, br ? br : "br0", err);

@@ -81,6 +81,9 @@ struct net_client *net_hub_port_new(int hub_id, const char *name, struct error *
 int net_hub_id(struct net_client *port);
 
 /* A locally administered unicast MAC unique to (vm name or pid, NIC index). */
+/* quokka-bridge-helper beside this program's binary, else on PATH: true
+ * and its path in buf if found (else buf holds the bare name). */
+bool net_find_bridge_helper(char *buf, size_t len);
 void net_derive_mac(const char *vm_name, int pid, int index, uint8_t mac[6]);
 int net_parse_mac(const char *s, uint8_t mac[6]);
 void net_format_mac(const uint8_t mac[6], char *buf, int len);
