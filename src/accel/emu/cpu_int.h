@@ -290,10 +290,10 @@ void x86_log(struct x86_cpu *cpu, unsigned mask, const char *fmt, ...)
 /* Linear address of a ModRM memory operand (segment base included,
  * offset truncated to the address size). Do not call for mod == 3. */
 #define X86_INSN_EA_SIMPLE 0x80u   /* x86_insn.flags: 64-bit [base + disp], no segment base */
-static inline uint64_t x86_ea(struct x86_cpu *cpu, const struct x86_insn *in)
+/* The offset part (what LEA yields): base + index*scale + disp, truncated
+ * to the address size, without the segment base. */
+static inline uint64_t x86_ea_offset(const struct x86_cpu *cpu, const struct x86_insn *in)
 {
-    if (X86_LIKELY(in->flags & X86_INSN_EA_SIMPLE))
-        return cpu->gpr[in->base] + (uint64_t)(int64_t)in->disp;
     uint64_t a = (uint64_t)(int64_t)in->disp;
     if (in->base < 16)
         a += cpu->gpr[in->base];
@@ -305,7 +305,13 @@ static inline uint64_t x86_ea(struct x86_cpu *cpu, const struct x86_insn *in)
         a = (uint32_t)a;
     else if (in->asz == 2)
         a = (uint16_t)a;
-    return a + cpu->segbase[in->seg];
+    return a;
+}
+static inline uint64_t x86_ea(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    if (X86_LIKELY(in->flags & X86_INSN_EA_SIMPLE))
+        return cpu->gpr[in->base] + (uint64_t)(int64_t)in->disp;
+    return x86_ea_offset(cpu, in) + cpu->segbase[in->seg];
 }
 /* Same with an extra offset (second half of a wide operand, ...). */
 static inline uint64_t x86_ea_off(struct x86_cpu *cpu, const struct x86_insn *in, int64_t off)

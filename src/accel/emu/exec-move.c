@@ -199,18 +199,7 @@ static void op_lea(struct x86_cpu *cpu, const struct x86_insn *in)
 {
     if (in->mod == 3)
         x86_ud(cpu);
-    uint64_t a = (uint64_t)(int64_t)in->disp;
-    if (in->base < 16)
-        a += cpu->gpr[in->base];
-    else if (in->base == X86_RIPREL)
-        a += cpu->rip;
-    if (in->index < 16)
-        a += cpu->gpr[in->index] << in->scale;
-    if (in->asz == 4)
-        a = (uint32_t)a;
-    else if (in->asz == 2)
-        a = (uint16_t)a;
-    x86_set_reg(cpu, in, in->reg, in->osz, a);
+    x86_set_reg(cpu, in, in->reg, in->osz, x86_ea_offset(cpu, in));
 }
 
 static void op_movzx(struct x86_cpu *cpu, const struct x86_insn *in)
