@@ -19,6 +19,7 @@
 #include "hw/virtio/virtio-blk.h"
 #include "hw/virtio/virtio.h"
 #include "util/mainloop.h"
+#include "virtio-pci-test.h"
 
 #define RAM_SIZE (8u << 20)
 #define QN 64
@@ -53,42 +54,19 @@ static uint32_t cfg_read(int reg, unsigned size)
     return (uint32_t)as_read(V.io, 0xcfc + (reg & 3), size);
 }
 
-static uint64_t bar_addr(int bar)
-{
-    uint64_t lo = cfg_read(0x10 + 4 * bar, 4);
-    uint64_t a = lo & ~0xfULL;
-    if ((lo & 6) == 4)
-        a |= (uint64_t)cfg_read(0x14 + 4 * bar, 4) << 32;
-    return a;
-}
-
 /* Find the function and its virtio windows the way Linux's virtio_pci does. */
 static void probe(void)
 {
-    V.devfn = -1;
-    for (int df = 0; df < 256 && V.devfn < 0; df += 8) {
-        as_write(V.io, 0xcf8, 0x80000000u | df << 8, 4);
-        if (as_read(V.io, 0xcfc, 4) == 0x10421af4)
-            V.devfn = df;
-    }
+    struct vpci_windows w = vpci_probe(V.io, 0x10421af4);
+    V.devfn = w.devfn;
     assert_true(V.devfn > 0);
     assert_int_equal(cfg_read(PCI_REVISION, 1), 1);
-    int p = cfg_read(PCI_CAP_PTR, 1), found = 0;
-    while (p) {
-        if (cfg_read(p, 1) == PCI_CAP_VENDOR) {
-            int type = cfg_read(p + 3, 1), bar = cfg_read(p + 4, 1);
-            uint64_t a = bar_addr(bar) + cfg_read(p + 8, 4);
-            switch (type) {
-            case 1: V.common = a; break;
-            case 2: V.notify = a; V.notify_mult = cfg_read(p + 16, 4); break;
-            case 3: V.isr = a; break;
-            case 4: V.device = a; break;
-            }
-            found |= 1 << type;
-        }
-        p = cfg_read(p + 1, 1);
-    }
-    assert_int_equal(found, 0x1e);
+    V.common = w.common;
+    V.notify = w.notify;
+    V.notify_mult = w.notify_mult;
+    V.isr = w.isr;
+    V.device = w.device;
+    assert_int_equal(w.found, 0x1e);
 }
 
 static void c8(int off, uint8_t v) { as_write(V.mem, V.common + off, v, 1); }

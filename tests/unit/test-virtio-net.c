@@ -18,6 +18,7 @@
 #include "hw/virtio/virtio.h"
 #include "net/net.h"
 #include "util/mainloop.h"
+#include "virtio-pci-test.h"
 
 #define RAM_SIZE (8u << 20)
 #define QN 16
@@ -66,40 +67,15 @@ static struct {
     struct sink sink;
 } V;
 
-static uint32_t cfg_read(int reg, unsigned size)
-{
-    as_write(V.io, 0xcf8, 0x80000000u | V.devfn << 8 | (reg & 0xfc), 4);
-    return (uint32_t)as_read(V.io, 0xcfc + (reg & 3), size);
-}
-
-static uint64_t bar_addr(int bar)
-{
-    uint64_t lo = cfg_read(0x10 + 4 * bar, 4), a = lo & ~0xfULL;
-    if ((lo & 6) == 4)
-        a |= (uint64_t)cfg_read(0x14 + 4 * bar, 4) << 32;
-    return a;
-}
-
 static void probe(void)
 {
-    V.devfn = -1;
-    for (int df = 0; df < 256 && V.devfn < 0; df += 8) {
-        as_write(V.io, 0xcf8, 0x80000000u | df << 8, 4);
-        if (as_read(V.io, 0xcfc, 4) == 0x10411af4)
-            V.devfn = df;
-    }
+    struct vpci_windows w = vpci_probe(V.io, 0x10411af4);
+    V.devfn = w.devfn;
     assert_true(V.devfn > 0);
-    int p = cfg_read(PCI_CAP_PTR, 1);
-    while (p) {
-        if (cfg_read(p, 1) == PCI_CAP_VENDOR) {
-            int type = cfg_read(p + 3, 1), bar = cfg_read(p + 4, 1);
-            uint64_t a = bar_addr(bar) + cfg_read(p + 8, 4);
-            if (type == 1) V.common = a;
-            if (type == 2) { V.notify = a; V.notify_mult = cfg_read(p + 16, 4); }
-            if (type == 4) V.device = a;
-        }
-        p = cfg_read(p + 1, 1);
-    }
+    V.common = w.common;
+    V.notify = w.notify;
+    V.notify_mult = w.notify_mult;
+    V.device = w.device;
     assert_true(V.common && V.notify && V.device);
 }
 
