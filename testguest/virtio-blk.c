@@ -8,9 +8,21 @@ static struct { uint32_t type, reserved; uint64_t sector; } req;
 static uint8_t data[SECTOR] __attribute__((aligned(512)));
 static volatile uint8_t status;
 
+static int msix_on, msix_missed;
+
+/* An MSI-X interrupt counted since `before`, within a few seconds. */
+static void wait_msi(uint64_t before)
+{
+    uint64_t t0 = rdtsc();
+    while (msis == before && rdtsc() - t0 < 20000000000ull)
+        __asm__ volatile("pause");
+    msix_missed += msis == before;
+}
+
 /* One request (type 0 read, 1 write) on sector; 0 on success. */
 static int blk_rw(uint32_t type, uint64_t sector)
 {
+    uint64_t before = msis;
     req.type = type;
     req.sector = sector;
     status = 0xff;
@@ -18,7 +30,10 @@ static int blk_rw(uint32_t type, uint64_t sector)
     q.desc[1] = (struct vq_desc){ (uintptr_t)data, SECTOR, 1 | (type ? 0 : 2), 2 };
     q.desc[2] = (struct vq_desc){ (uintptr_t)&status, 1, 2, 0 };
     vq_add(&q);
-    return vq_wait(&q) >= 0 && status == 0 ? 0 : -1;
+    int r = vq_wait(&q) >= 0 && status == 0 ? 0 : -1;
+    if (msix_on)
+        wait_msi(before);
+    return r;
 }
 
 void check_virtio_blk(void)
@@ -33,6 +48,7 @@ void check_virtio_blk(void)
         result(0, "virtio-blk: device set up");
         return;
     }
+    msix_on = virtio_msix(&d, 0) == 0;
     virtio_ready(&d);
     int ok = blk_rw(0, 0) == 0 && str_eq((const char *)data, "QUOKKA-DISK-SECTOR-0");
     result(ok, "virtio-blk: read sector 0");
@@ -46,4 +62,5 @@ void check_virtio_blk(void)
         data[i] = 0;
     ok = ok && blk_rw(0, 1) == 0 && str_eq((const char *)data, msg);
     result(ok, "virtio-blk: wrote sector 1 and read it back");
+    result(msix_on && !msix_missed, "virtio-blk: each completion raised its MSI-X interrupt");
 }

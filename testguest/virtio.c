@@ -93,6 +93,27 @@ int virtio_queue(struct vdev *d, int index, struct vq *q)
     return 0;
 }
 
+int virtio_msix(struct vdev *d, int index)
+{
+    int off = pci_read(0, d->dev, 0, 0x34) & 0xfc;
+    for (int n = 0; off && n < 32 && (pci_read(0, d->dev, 0, off) & 0xff) != 0x11; n++)
+        off = (pci_read(0, d->dev, 0, off) >> 8) & 0xfc;
+    if (!off)
+        return -1;
+    uint32_t t = pci_read(0, d->dev, 0, off + 4);
+    volatile uint32_t *e = (volatile uint32_t *)(uintptr_t)(bar_addr(d->dev, t & 7) + (t & ~7u));
+    *(volatile uint32_t *)(uintptr_t)0xfee000f0 = 0x1ff;    /* local APIC: software enable */
+    e[0] = 0xfee00000;                           /* CPU 0, physical */
+    e[1] = 0;
+    e[2] = MSI_VECTOR;
+    e[3] = 0;                                    /* unmasked */
+    pci_write(0, d->dev, 0, off, pci_read(0, d->dev, 0, off) | 1u << 31);   /* MSI-X enable */
+    C16(16) = 0xffff;                            /* no config-change vector */
+    C16(22) = (uint16_t)index;
+    C16(26) = 0;
+    return C16(26) == 0 ? 0 : -1;
+}
+
 void virtio_ready(struct vdev *d) { C8(20) = 1 | 2 | 8 | 4; }  /* DRIVER_OK */
 
 void vq_add(struct vq *q)

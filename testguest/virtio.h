@@ -29,6 +29,12 @@ int virtio_find(struct vdev *d, uint16_t modern_id, uint16_t legacy_id);
 int virtio_start(struct vdev *d);                /* reset, negotiate VERSION_1 */
 int virtio_queue(struct vdev *d, int index, struct vq *q);
 void virtio_ready(struct vdev *d);               /* DRIVER_OK */
+/* Queue index's completions as MSI-X vector 0 -> CPU 0, IDT vector
+ * MSI_VECTOR (head.S counts them in msis); the local APIC is enabled.
+ * Before DRIVER_OK. 0 on success. */
+#define MSI_VECTOR 0x31
+extern volatile uint64_t msis;
+int virtio_msix(struct vdev *d, int index);
 /* Offer the chain starting at q->desc[0] to the device. */
 void vq_add(struct vq *q);
 /* Wait for the device to use it: bytes written, or -1 on timeout. */

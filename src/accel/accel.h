@@ -22,6 +22,7 @@ struct accel_board {
     int ncpus;
     unsigned log_mask;            /* X86_LOG_* */
     const char *cpu_model;        /* -cpu, NULL for the default (kvm checks it) */
+    const char *kernel_irqchip;   /* -accel kvm,kernel-irqchip=, NULL for the default */
     void (*triple_fault)(void *opaque, int cpu);
     void *opaque;
 };

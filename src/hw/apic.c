@@ -47,6 +47,8 @@ struct apic_bus {
     void *pic;
     void (*eoi)(void *, uint8_t);
     void *eoi_opaque;
+    const struct apic_bus_router *router;
+    void *router_opaque;
 };
 
 /* ---- 256-bit vector sets ---- */
@@ -274,6 +276,12 @@ static void apic_accept(struct apic *a, int mode, uint8_t vector, bool level)
 void apic_bus_deliver(struct apic_bus *b, uint8_t dest, bool logical, int mode, uint8_t vector,
                       bool level)
 {
+    if (b->router) {
+        uint64_t addr = APIC_DEFAULT_BASE | (uint64_t)dest << 12 | (logical ? 1u << 2 : 0);
+        uint32_t data = vector | (uint32_t)mode << 8 | (level ? 1u << 15 | 1u << 14 : 0);
+        b->router->msi(b->router_opaque, addr, data);
+        return;
+    }
     for (int i = 0; i < b->n; i++) {
         struct apic *a = b->cpu[i];
         if (!apic_match(a, dest, logical))
@@ -286,6 +294,10 @@ void apic_bus_deliver(struct apic_bus *b, uint8_t dest, bool logical, int mode, 
 
 void apic_bus_msi(struct apic_bus *b, uint64_t addr, uint32_t data)
 {
+    if (b->router) {
+        b->router->msi(b->router_opaque, addr, data);
+        return;
+    }
     uint8_t dest = (addr >> 12) & 0xff;
     bool logical = addr & (1 << 2);
     apic_bus_deliver(b, dest, logical, (data >> 8) & 7, data & 0xff, false);
@@ -318,6 +330,10 @@ void apic_bus_pic_intr(struct apic_bus *b, int level)
 {
     if (!level)
         return;
+    if (b->router && b->n) {
+        apic_kick(b->cpu[0], APIC_EV_INTR);
+        return;
+    }
     for (int i = 0; i < b->n; i++)
         if (apic_takes_extint(b->cpu[i]))
             apic_kick(b->cpu[i], APIC_EV_INTR);
@@ -526,4 +542,30 @@ void apic_bus_set_eoi_hook(struct apic_bus *b, void (*eoi)(void *, uint8_t), voi
 struct apic *apic_bus_cpu(struct apic_bus *b, int index)
 {
     return index >= 0 && index < b->n ? b->cpu[index] : NULL;
+}
+
+void apic_bus_set_router(struct apic_bus *b, const struct apic_bus_router *r, void *opaque)
+{
+    b->router = r;
+    b->router_opaque = opaque;
+}
+
+const struct apic_bus_router *apic_bus_router(struct apic_bus *b, void **opaque)
+{
+    if (opaque)
+        *opaque = b->router_opaque;
+    return b->router;
+}
+
+int apic_bus_pic_ack(struct apic_bus *b)
+{
+    if (!b->pic_ack || !b->pic_pending(b->pic))
+        return -1;
+    return b->pic_ack(b->pic);
+}
+
+void apic_bus_eoi(struct apic_bus *b, uint8_t vector)
+{
+    if (b->eoi)
+        b->eoi(b->eoi_opaque, vector);
 }

@@ -47,6 +47,26 @@ void apic_bus_msi(struct apic_bus *b, uint64_t addr, uint32_t data);
 void apic_bus_pic_intr(struct apic_bus *b, int level);
 struct apic *apic_bus_cpu(struct apic_bus *b, int index);
 
+/* Local APICs kept elsewhere (KVM's split irqchip: in the kernel). Once a
+ * router is set, interrupt messages from the I/O APIC and MSIs go to
+ * router->msi instead of these APICs (whose registers the guest no longer
+ * reaches), and the 8259's INT kicks CPU 0, which asks apic_bus_pic_ack.
+ * The irqfd_* ops (optional) bind an eventfd to an MSI message so that
+ * signalling it delivers the MSI without this process. */
+struct apic_bus_router {
+    void (*msi)(void *opaque, uint64_t addr, uint32_t data);
+    int (*irqfd_add)(void *opaque, int fd, uint64_t addr, uint32_t data);   /* handle or -errno */
+    int (*irqfd_set)(void *opaque, int handle, uint64_t addr, uint32_t data);
+    void (*irqfd_del)(void *opaque, int handle);
+};
+void apic_bus_set_router(struct apic_bus *b, const struct apic_bus_router *r, void *opaque);
+/* The router in use (NULL if none) and its opaque. */
+const struct apic_bus_router *apic_bus_router(struct apic_bus *b, void **opaque);
+/* INTA on the 8259 behind the bus: its vector, or -1 if it has none. */
+int apic_bus_pic_ack(struct apic_bus *b);
+/* A level-triggered vector was EOIed by an APIC the router serves. */
+void apic_bus_eoi(struct apic_bus *b, uint8_t vector);
+
 struct apic *apic_new(struct apic_bus *b, int index, const struct apic_cpu_ops *ops,
                       void *opaque);
 /* Power-on / INIT state. */

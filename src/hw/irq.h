@@ -29,6 +29,13 @@ struct irqchip {
     void (*set_gsi)(struct irqchip *chip, unsigned gsi, int level);
     /* Message-signalled interrupt (address 0xFEExxxxx, data as in the SDM). */
     void (*send_msi)(struct irqchip *chip, uint64_t addr, uint32_t data);
+    /* Optional, NULL or -ENOTSUP where not offered (no in-kernel APIC):
+     * signalling eventfd fd delivers MSI (addr, data) without going
+     * through this process (KVM's irqfd). irqfd_add returns a handle >= 0
+     * or -errno; irqfd_set points the handle at another message. */
+    int (*irqfd_add)(struct irqchip *chip, int fd, uint64_t addr, uint32_t data);
+    int (*irqfd_set)(struct irqchip *chip, int handle, uint64_t addr, uint32_t data);
+    void (*irqfd_del)(struct irqchip *chip, int handle);
 };
 
 /* A line that drives gsi on chip (the board fills devices' lines with it). */

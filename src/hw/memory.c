@@ -38,6 +38,10 @@ struct address_space {
     struct as_map *map;           /* current; read with an acquire load */
     as_ram_write_hook *hook;
     void *hook_opaque;
+    as_ram_listener *ram_listener;
+    void *ram_listener_opaque;
+    as_ioeventfd_fn *ioeventfd;
+    void *ioeventfd_opaque;
 };
 
 static const struct as_map as_empty = { 0 };
@@ -144,7 +148,11 @@ static int as_add(struct address_space *as, const struct mem_region *r)
     n->seq = ++as->seq;
     n->next = as->nodes;
     as->nodes = n;
-    int ret = as_rebuild(as);
+    int ret = 0;
+    if (r->ram && as->ram_listener)
+        ret = as->ram_listener(as->ram_listener_opaque, &n->r, true);
+    if (!ret)
+        ret = as_rebuild(as);
     if (ret < 0)
         n->live = false;
     pthread_mutex_unlock(&as->lock);
@@ -173,6 +181,8 @@ int as_del(struct address_space *as, uint64_t base, void *opaque)
         if (n->live && n->r.base == base && n->r.opaque == opaque) {
             n->live = false;
             ret = as_rebuild(as);
+            if (n->r.ram && as->ram_listener)
+                as->ram_listener(as->ram_listener_opaque, &n->r, false);
             break;
         }
     }
@@ -342,4 +352,30 @@ void as_ram_written(struct address_space *as, uint64_t gpa, uint64_t len)
     as_ram_write_hook *h = __atomic_load_n(&as->hook, __ATOMIC_ACQUIRE);
     if (h)
         h(as->hook_opaque, gpa, len);
+}
+
+int as_set_ram_listener(struct address_space *as, as_ram_listener *fn, void *opaque)
+{
+    int ret = 0;
+    pthread_mutex_lock(&as->lock);
+    as->ram_listener = fn;
+    as->ram_listener_opaque = opaque;
+    for (struct as_node *n = as->nodes; n && fn && !ret; n = n->next)
+        if (n->live && n->r.ram)
+            ret = fn(opaque, &n->r, true);
+    pthread_mutex_unlock(&as->lock);
+    return ret;
+}
+
+void as_set_ioeventfd_handler(struct address_space *as, as_ioeventfd_fn *fn, void *opaque)
+{
+    as->ioeventfd = fn;
+    as->ioeventfd_opaque = opaque;
+}
+
+int as_ioeventfd(struct address_space *as, uint64_t addr, unsigned len, int fd, bool assign)
+{
+    if (!as->ioeventfd)
+        return -ENOTSUP;
+    return as->ioeventfd(as->ioeventfd_opaque, as, addr, len, fd, assign);
 }

@@ -61,4 +61,22 @@ void as_set_ram_write_hook(struct address_space *as, as_ram_write_hook *hook, vo
  * device or loader wrote through as_ram_ptr). as_rw/as_write call it. */
 void as_ram_written(struct address_space *as, uint64_t gpa, uint64_t len);
 
+/* An accelerator that maps RAM itself (KVM memory slots) follows RAM
+ * regions: the listener hears of every RAM region already there at once,
+ * then of each added (added=true) or removed one, e.g. a RAM-backed BAR
+ * mapped or unmapped after the VM was made. A failed add makes as_add_ram
+ * fail. Called with the space's region lock held: it must not call back
+ * into the space. Returns 0 or -errno. */
+typedef int as_ram_listener(void *opaque, const struct mem_region *r, bool added);
+int as_set_ram_listener(struct address_space *as, as_ram_listener *fn, void *opaque);
+
+/* Doorbells: a guest write of len bytes at addr signals eventfd fd
+ * without leaving the guest (KVM's ioeventfd), when the accelerator
+ * offers it; assign=false removes it. -ENOTSUP where not offered (emu):
+ * the region's write handler then runs as usual. */
+typedef int as_ioeventfd_fn(void *opaque, struct address_space *as, uint64_t addr, unsigned len,
+                            int fd, bool assign);
+void as_set_ioeventfd_handler(struct address_space *as, as_ioeventfd_fn *fn, void *opaque);
+int as_ioeventfd(struct address_space *as, uint64_t addr, unsigned len, int fd, bool assign);
+
 #endif

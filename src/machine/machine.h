@@ -27,6 +27,7 @@ struct machine_config {
     int smp;                        /* -smp */
     enum accel_kind accel;
     const char *cpu_model;          /* -cpu, NULL for the default */
+    const char *kernel_irqchip;     /* -accel kvm,kernel-irqchip=, NULL for the default */
     const char *kernel, *initrd, *append;
     bool no_reboot, no_shutdown;
     bool start_paused;              /* -S */

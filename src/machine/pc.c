@@ -499,6 +499,7 @@ static int board_accel(struct machine *m, struct error *err)
     struct accel_board b = {
         .ml = m->ml, .mem = m->mem, .io = m->io, .apics = m->apics, .ncpus = m->ncpus,
         .log_mask = m->cfg.log_mask, .cpu_model = m->cfg.cpu_model,
+        .kernel_irqchip = m->cfg.kernel_irqchip,
         .triple_fault = machine_triple_fault, .opaque = m,
     };
     m->accel = m->aops->create(&b, err);

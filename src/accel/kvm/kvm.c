@@ -21,28 +21,45 @@
 #include "util/mainloop.h"
 
 #define SIG_KICK SIGUSR1
-#define KVM_MAX_SLOTS 32
 
 static void kick_handler(int sig) { (void)sig; }
 
+/* RAM regions of the memory space as slots, from creation on: a region
+ * added later (a RAM-backed BAR) gets one, a removed one loses it. */
+static int kvm_ram_listener(void *opaque, const struct mem_region *r, bool added)
+{
+    struct accel *a = opaque;
+    int i = 0;
+    if (added) {
+        while (i < KVM_MAX_SLOTS && a->slots[i].used)
+            i++;
+        if (i == KVM_MAX_SLOTS)
+            return -ENOSPC;
+    } else {
+        while (i < KVM_MAX_SLOTS && !(a->slots[i].used && a->slots[i].base == r->base &&
+                                      a->slots[i].ram == r->ram))
+            i++;
+        if (i == KVM_MAX_SLOTS)
+            return -ENOENT;
+    }
+    struct kvm_userspace_memory_region m = {
+        .slot = (uint32_t)i, .guest_phys_addr = r->base, .memory_size = added ? r->size : 0,
+        .userspace_addr = (uintptr_t)r->ram,
+    };
+    if (ioctl(a->vm, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
+        int e = -errno;
+        error_report("KVM: cannot %s %s at 0x%llx: %s", added ? "map" : "unmap", r->name,
+                     (unsigned long long)r->base, strerror(-e));
+        return e;
+    }
+    a->slots[i] = (struct kvm_slot){ r->base, r->size, r->ram, added };
+    return 0;
+}
+
 static int kvm_add_slots(struct accel *a, struct error *err)
 {
-    struct mem_region regs[64];
-    int n = as_regions(a->b.mem, regs, 64), slot = 0;
-    for (int i = 0; i < n; i++) {
-        if (!regs[i].ram)
-            continue;
-        if (slot >= KVM_MAX_SLOTS)
-            return error_set(err, -ENOSPC, "too many RAM regions for KVM");
-        struct kvm_userspace_memory_region r = {
-            .slot = slot++, .guest_phys_addr = regs[i].base, .memory_size = regs[i].size,
-            .userspace_addr = (uintptr_t)regs[i].ram,
-        };
-        if (ioctl(a->vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-            return error_set_errno(err, -errno, "KVM: cannot map %s at 0x%llx", regs[i].name,
-                                   (unsigned long long)regs[i].base);
-    }
-    return 0;
+    int r = as_set_ram_listener(a->b.mem, kvm_ram_listener, a);
+    return r < 0 ? error_set(err, r, "KVM: cannot map guest RAM") : 0;
 }
 
 static int kvm_vcpu_init(struct accel *a, int i, struct error *err)
@@ -65,10 +82,29 @@ static int kvm_vcpu_init(struct accel *a, int i, struct error *err)
     return kvm_cpuid_set(a, v, err);
 }
 
+static void kvm_print_stats(struct accel *a)
+{
+    struct kvm_stats *s = &a->stats;
+    error_report("kvm: irqchip %s; exits: io %lu, mmio %lu (doorbells %lu); KVM_INTERRUPT %lu, "
+                 "KVM_SIGNAL_MSI %lu; irqfds %lu, ioeventfds %lu", kvm_irqchip_name(a->irq.mode),
+                 atomic_load(&s->exit_io), atomic_load(&s->exit_mmio),
+                 atomic_load(&s->doorbell_mmio), atomic_load(&s->interrupt),
+                 atomic_load(&s->signal_msi), atomic_load(&s->irqfds), atomic_load(&s->ioeventfds));
+}
+
 static void kvm_destroy(struct accel *a)
 {
     if (!a)
         return;
+    if (a->v && (a->b.log_mask & X86_LOG_INT))
+        kvm_print_stats(a);
+    if (a->v) {
+        kvm_irq_stop(a);
+        as_set_ioeventfd_handler(a->b.mem, NULL, NULL);
+        as_set_ioeventfd_handler(a->b.io, NULL, NULL);
+    }
+    if (a->vm >= 0)
+        as_set_ram_listener(a->b.mem, NULL, NULL);
     for (int i = 0; a->v && i < a->b.ncpus; i++) {
         struct kvm_vcpu *v = &a->v[i];
         if (v->run)
@@ -85,6 +121,16 @@ static void kvm_destroy(struct accel *a)
     free(a);
 }
 
+static int kvm_ioeventfd(struct accel *a, uint64_t addr, unsigned len, bool pio, int fd,
+                         bool assign);
+
+static int kvm_as_ioeventfd(void *opaque, struct address_space *as, uint64_t addr, unsigned len,
+                            int fd, bool assign)
+{
+    struct accel *a = opaque;
+    return kvm_ioeventfd(a, addr, len, as == a->b.io, fd, assign);
+}
+
 static struct accel *kvm_create(const struct accel_board *b, struct error *err)
 {
     struct accel *a = calloc(1, sizeof(*a));
@@ -94,6 +140,7 @@ static struct accel *kvm_create(const struct accel_board *b, struct error *err)
     }
     a->b = *b;
     a->vm = -1;
+    pthread_mutex_init(&a->db_lock, NULL);
     a->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     int r = 0;
     if (a->kvm < 0)
@@ -107,6 +154,8 @@ static struct accel *kvm_create(const struct accel_board *b, struct error *err)
         r = kvm_add_slots(a, err);
     }
     if (!r)
+        r = kvm_irq_init(a, err);
+    if (!r)
         r = kvm_cpuid_load(a, err);
     if (!r && !(a->v = calloc(b->ncpus, sizeof(*a->v))))
         r = error_set(err, -ENOMEM, "out of memory");
@@ -116,6 +165,9 @@ static struct accel *kvm_create(const struct accel_board *b, struct error *err)
         struct sigaction sa = { .sa_handler = kick_handler };
         sigemptyset(&sa.sa_mask);
         sigaction(SIG_KICK, &sa, NULL);
+        as_set_ioeventfd_handler(b->mem, kvm_as_ioeventfd, a);
+        as_set_ioeventfd_handler(b->io, kvm_as_ioeventfd, a);
+        kvm_irq_start(a);
     }
     if (r < 0) {
         kvm_destroy(a);
@@ -152,9 +204,12 @@ static void kvm_vcpu_reset(struct accel *a, int i, bool bsp)
 {
     struct kvm_vcpu *v = &a->v[i];
     kvm_regs_reset(v);
+    bool split = a->irq.mode == KVM_IRQCHIP_SPLIT;
+    if (split)
+        kvm_irq_reset_lapic(v, bsp);              /* the kernel holds APs until SIPI */
     pthread_mutex_lock(&v->lock);
     v->halted = false;
-    v->wait_for_sipi = !bsp;
+    v->wait_for_sipi = !bsp && !split;
     v->events &= KVM_EV_EXIT;
     pthread_mutex_unlock(&v->lock);
 }
@@ -212,7 +267,24 @@ static int kvm_ioeventfd(struct accel *a, uint64_t addr, unsigned len, bool pio,
         .addr = addr, .len = len, .fd = fd,
         .flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
     };
-    return ioctl(a->vm, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+    if (ioctl(a->vm, KVM_IOEVENTFD, &io) < 0)
+        return -errno;
+    pthread_mutex_lock(&a->db_lock);
+    for (int i = 0; i < KVM_DOORBELLS; i++) {
+        struct kvm_doorbell *d = &a->db[i];
+        if (assign && !d->used) {
+            *d = (struct kvm_doorbell){ addr, len, pio, true };
+            break;
+        }
+        if (!assign && d->used && d->addr == addr && d->pio == pio) {
+            d->used = false;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->db_lock);
+    if (assign)
+        atomic_fetch_add(&a->stats.ioeventfds, 1);
+    return 0;
 }
 
 const struct accel_ops accel_kvm_ops = {

@@ -33,11 +33,43 @@ struct kvm_vcpu {
     atomic_ulong exits;
 };
 
+enum kvm_irqchip_mode { KVM_IRQCHIP_OFF, KVM_IRQCHIP_SPLIT };
+#define KVM_IOAPIC_PINS 24
+#define KVM_GSI_MAX 256
+
+/* irq.c: the split irqchip's GSI routes (guarded by lock). */
+struct kvm_irq {
+    enum kvm_irqchip_mode mode;
+    pthread_mutex_t lock;
+    bool route_used[KVM_GSI_MAX];
+    uint64_t route_addr[KVM_GSI_MAX];
+    uint32_t route_data[KVM_GSI_MAX];
+    int route_fd[KVM_GSI_MAX];    /* irqfd GSIs */
+    unsigned level_next;
+};
+
+/* What went which way, for -d int at exit and the tests. */
+struct kvm_stats {
+    atomic_ulong exit_io, exit_mmio, doorbell_mmio, interrupt, signal_msi, irqfds, ioeventfds;
+};
+
+#define KVM_DOORBELLS 64
+struct kvm_doorbell { uint64_t addr; unsigned len; bool pio, used; };
+
+/* Memory slots: which RAM region each holds. */
+#define KVM_MAX_SLOTS 64
+struct kvm_slot { uint64_t base, size; void *ram; bool used; };
+
 struct accel {
     struct accel_board b;
     int kvm, vm, run_size;
     struct kvm_cpuid2 *cpuid;     /* KVM_GET_SUPPORTED_CPUID, filtered */
     struct kvm_vcpu *v;
+    struct kvm_irq irq;
+    struct kvm_stats stats;
+    struct kvm_slot slots[KVM_MAX_SLOTS];
+    pthread_mutex_t db_lock;
+    struct kvm_doorbell db[KVM_DOORBELLS];
 };
 
 void kvm_vcpu_run(struct accel *a, int i);
@@ -49,6 +81,13 @@ void kvm_regs_set(struct kvm_vcpu *v, const struct x86_regs *r);
 void kvm_regs_reset(struct kvm_vcpu *v);
 /* Start-up IPI: real mode at vector << 12. */
 void kvm_regs_sipi(struct kvm_vcpu *v, uint8_t vector);
+
+int kvm_irq_init(struct accel *a, struct error *err);
+void kvm_irq_start(struct accel *a);
+void kvm_irq_stop(struct accel *a);
+void kvm_irq_reset_lapic(struct kvm_vcpu *v, bool bsp);
+void kvm_irq_eoi(struct kvm_vcpu *v, uint8_t vector);
+const char *kvm_irqchip_name(enum kvm_irqchip_mode m);
 
 int kvm_cpuid_load(struct accel *a, struct error *err);
 int kvm_cpuid_set(struct accel *a, struct kvm_vcpu *v, struct error *err);

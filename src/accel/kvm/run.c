@@ -99,16 +99,35 @@ static void kvm_inject(struct kvm_vcpu *v)
     }
     struct mainloop *ml = v->a->b.ml;
     ml_lock(ml);
-    int vec = apic_ack(v->apic);
+    /* Split: the kernel's LAPIC took its own vectors; only ExtINT is ours. */
+    int vec = v->a->irq.mode == KVM_IRQCHIP_SPLIT ? apic_bus_pic_ack(v->a->b.apics)
+                                                  : apic_ack(v->apic);
     ml_unlock(ml);
     if (vec < 0) {
         v->intr_pending = false;
         return;
     }
     struct kvm_interrupt irq = { .irq = (uint32_t)vec };
+    atomic_fetch_add(&v->a->stats.interrupt, 1);
     if (ioctl(v->fd, KVM_INTERRUPT, &irq) < 0)
         error_report("KVM: cannot inject vector %d into vCPU %d", vec, v->index);
     run->request_interrupt_window = 1;       /* more may be waiting behind it */
+}
+
+/* A doorbell write that left the guest: its ioeventfd did not catch it. */
+static void kvm_count_doorbell(struct accel *a, uint64_t addr, bool pio)
+{
+    if (!atomic_load(&a->stats.ioeventfds))
+        return;
+    pthread_mutex_lock(&a->db_lock);
+    for (int i = 0; i < KVM_DOORBELLS; i++) {
+        struct kvm_doorbell *d = &a->db[i];
+        if (d->used && d->pio == pio && addr >= d->addr && addr < d->addr + d->len) {
+            atomic_fetch_add(&a->stats.doorbell_mmio, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->db_lock);
 }
 
 static void kvm_exit_io(struct kvm_vcpu *v)
@@ -116,6 +135,8 @@ static void kvm_exit_io(struct kvm_vcpu *v)
     struct kvm_run *run = v->run;
     uint8_t *p = (uint8_t *)run + run->io.data_offset;
     struct address_space *io = v->a->b.io;
+    if (run->io.direction == KVM_EXIT_IO_OUT)
+        kvm_count_doorbell(v->a, run->io.port, true);
     for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size) {
         if (run->io.direction == KVM_EXIT_IO_OUT) {
             uint32_t val = 0;
@@ -134,8 +155,9 @@ static void kvm_exit_mmio(struct kvm_vcpu *v)
     uint64_t gpa = run->mmio.phys_addr, val = 0;
     unsigned len = run->mmio.len;
     struct mainloop *ml = v->a->b.ml;
-    bool apic = (gpa & ~0xfffULL) == apic_mmio_addr(v->apic);
+    bool apic = v->a->irq.mode == KVM_IRQCHIP_OFF && (gpa & ~0xfffULL) == apic_mmio_addr(v->apic);
     if (run->mmio.is_write) {
+        kvm_count_doorbell(v->a, gpa, false);
         memcpy(&val, run->mmio.data, len > 8 ? 8 : len);
         if (!apic) {
             as_write(v->a->b.mem, gpa, val, len);
@@ -159,7 +181,7 @@ static void kvm_exit_mmio(struct kvm_vcpu *v)
 /* The board's APIC holds the TPR; KVM mirrors it in kvm_run.cr8. */
 static void kvm_sync_cr8(struct kvm_vcpu *v)
 {
-    if (v->run->cr8 == v->cr8)
+    if (v->a->irq.mode == KVM_IRQCHIP_SPLIT || v->run->cr8 == v->cr8)
         return;
     v->cr8 = (uint8_t)v->run->cr8;
     ml_lock(v->a->b.ml);
@@ -181,10 +203,15 @@ static void kvm_handle_exit(struct kvm_vcpu *v)
     kvm_sync_cr8(v);
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
+        atomic_fetch_add(&v->a->stats.exit_io, 1);
         kvm_exit_io(v);
         break;
     case KVM_EXIT_MMIO:
+        atomic_fetch_add(&v->a->stats.exit_mmio, 1);
         kvm_exit_mmio(v);
+        break;
+    case KVM_EXIT_IOAPIC_EOI:
+        kvm_irq_eoi(v, run->eoi.vector);
         break;
     case KVM_EXIT_HLT:
         pthread_mutex_lock(&v->lock);

@@ -68,6 +68,16 @@ bool msix_enabled(const struct pci_dev *d)
 
 int msix_vectors(const struct pci_dev *d) { return d->msix ? d->msix->nvec : 0; }
 
+bool msix_message(const struct pci_dev *d, unsigned v, uint64_t *addr, uint32_t *data)
+{
+    const struct msix *m = d->msix;
+    if (!msix_enabled(d) || v >= (unsigned)m->nvec || entry_masked(m, v))
+        return false;
+    memcpy(addr, m->table + v * 16, 8);
+    memcpy(data, m->table + v * 16 + 8, 4);
+    return true;
+}
+
 bool msix_notify(struct pci_dev *d, unsigned v)
 {
     struct msix *m = d->msix;

@@ -124,6 +124,9 @@ bool msix_enabled(const struct pci_dev *d);
  * if MSI-X is off (the caller falls back to INTx) or v is out of range. */
 bool msix_notify(struct pci_dev *d, unsigned v);
 int msix_vectors(const struct pci_dev *d);
+/* Vector v's message, true if it may be sent now (MSI-X on, v in range
+ * and not masked); for models that hand it to an irqfd. */
+bool msix_message(const struct pci_dev *d, unsigned v, uint64_t *addr, uint32_t *data);
 void msix_free(struct msix *m);
 void msix_reset(struct pci_dev *d);
 /* pci.c tells msix.c about config writes (the enable and mask bits). */

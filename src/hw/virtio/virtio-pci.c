@@ -1,14 +1,42 @@
-/* virtio over PCI, modern transport (virtio 1.x section 4.1). */
+/* virtio over PCI, modern transport (virtio 1.x section 4.1).
+ *
+ * Where the accelerator offers them (KVM), the doorbells become
+ * ioeventfds and the MSI-X vectors irqfds: a queue notification then
+ * wakes the event loop without the vCPU leaving the guest, and a
+ * completion interrupt reaches the guest without a KVM_INTERRUPT or an
+ * exit. Under emu both are refused (-ENOTSUP) and the same registers and
+ * msix_notify() do the work, as before. */
 #include "hw/virtio/virtio-pci.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "hw/irq.h"
 #include "hw/pci/pci.h"
 #include "hw/virtio/virtio.h"
+#include "util/mainloop.h"
 
 enum { CAP_COMMON = 1, CAP_NOTIFY = 2, CAP_ISR = 3, CAP_DEVICE = 4 };
+
+/* One queue's doorbell as an ioeventfd. */
+struct vp_kick {
+    struct virtio_pci *vp;
+    int fd;
+    uint16_t q;
+    uint64_t addr;                /* where it is registered, while on */
+    bool on;
+};
+
+/* One MSI-X vector as an irqfd: handle names the route to (addr, data). */
+struct vp_irqfd {
+    int fd, handle;
+    uint64_t addr;
+    uint32_t data;
+};
 
 struct virtio_pci {
     struct pci_dev *pci;
@@ -17,7 +45,102 @@ struct virtio_pci {
     uint16_t queue_sel;
     void (*free_fn)(void *opaque);
     void *free_opaque;
+    struct vp_kick *kick;         /* per queue */
+    struct vp_irqfd *irqfd;       /* per MSI-X vector */
+    bool no_ioeventfd, no_irqfd;  /* the accelerator refused: don't ask again */
 };
+
+static void vp_kick_handler(void *opaque, uint32_t events)
+{
+    struct vp_kick *k = opaque;
+    uint64_t n;
+    if (read(k->fd, &n, sizeof(n)) == sizeof(n))
+        virtio_queue_notify(k->vp->vd, k->q);
+}
+
+/* drain: run what a doorbell rang just before (not while tearing down). */
+static void vp_kicks_stop(struct virtio_pci *vp, bool drain)
+{
+    for (int q = 0; vp->kick && q < vp->vd->nvq; q++) {
+        struct vp_kick *k = &vp->kick[q];
+        if (!k->on)
+            continue;
+        as_ioeventfd(pci_bus_mem(vp->pci->bus), k->addr, 2, k->fd, false);
+        ml_del_fd(pci_bus_mainloop(vp->pci->bus), k->fd);
+        k->on = false;
+        if (drain)
+            vp_kick_handler(k, 0);
+    }
+}
+
+/* DRIVER_OK: each ready queue's doorbell (at the BAR's current place). */
+static void vp_kicks_start(struct virtio_pci *vp)
+{
+    struct pci_bar *bar = &vp->pci->bar[4];
+    if (vp->no_ioeventfd || !vp->kick || !bar->mapped)
+        return;
+    for (int q = 0; q < vp->vd->nvq; q++) {
+        struct vp_kick *k = &vp->kick[q];
+        if (k->on || !vp->vd->vq[q].ready)
+            continue;
+        if (k->fd < 0 && (k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+            return;
+        k->addr = bar->mapped_at + VIRTIO_PCI_NOTIFY + (uint64_t)q * VIRTIO_PCI_NOTIFY_MULT;
+        int r = as_ioeventfd(pci_bus_mem(vp->pci->bus), k->addr, 2, k->fd, true);
+        if (r == -ENOTSUP) {
+            vp->no_ioeventfd = true;
+            return;
+        }
+        if (r < 0)
+            continue;                            /* this queue keeps the MMIO path */
+        if (ml_add_fd(pci_bus_mainloop(vp->pci->bus), k->fd, EPOLLIN, vp_kick_handler, k) < 0) {
+            as_ioeventfd(pci_bus_mem(vp->pci->bus), k->addr, 2, k->fd, false);
+            continue;
+        }
+        k->on = true;
+    }
+}
+
+static void vp_irqfds_stop(struct virtio_pci *vp)
+{
+    struct irqchip *chip = pci_bus_irqchip(vp->pci->bus);
+    for (int v = 0; vp->irqfd && v < msix_vectors(vp->pci); v++) {
+        struct vp_irqfd *f = &vp->irqfd[v];
+        if (f->handle >= 0 && chip && chip->irqfd_del)
+            chip->irqfd_del(chip, f->handle);
+        f->handle = -1;
+    }
+}
+
+/* Vector v through its irqfd; false if the caller must use msix_notify
+ * (no irqfd here, MSI-X off, or the vector masked: the PBA keeps it). */
+static bool vp_irqfd_notify(struct virtio_pci *vp, unsigned v)
+{
+    struct irqchip *chip = pci_bus_irqchip(vp->pci->bus);
+    uint64_t addr;
+    uint32_t data;
+    if (vp->no_irqfd || !vp->irqfd || !chip || !chip->irqfd_add ||
+        !msix_message(vp->pci, v, &addr, &data))
+        return false;
+    struct vp_irqfd *f = &vp->irqfd[v];
+    if (f->fd < 0 && (f->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        return false;
+    if (f->handle < 0) {
+        int h = chip->irqfd_add(chip, f->fd, addr, data);
+        if (h < 0) {
+            vp->no_irqfd = h == -ENOTSUP;
+            return false;
+        }
+        f->handle = h;
+    } else if ((f->addr != addr || f->data != data) &&
+               chip->irqfd_set(chip, f->handle, addr, data) < 0) {
+        return false;
+    }
+    f->addr = addr;
+    f->data = data;
+    uint64_t one = 1;
+    return write(f->fd, &one, sizeof(one)) == sizeof(one);
+}
 
 static struct virtq *sel_vq(struct virtio_pci *vp)
 {
@@ -124,9 +247,13 @@ static void common_write(void *opaque, uint64_t off, uint64_t val, unsigned size
             vd->config_vector = valid_vector(vp, val);
         return;
     case 20:
+        if (!val)
+            vp_kicks_stop(vp, true);
         virtio_set_status(vd, val);
         if (!vd->status)
             pci_dev_set_irq(vp->pci, 0);
+        if (vd->status & VIRTIO_STATUS_DRIVER_OK)
+            vp_kicks_start(vp);
         return;
     case 22:
         if (size == 2)
@@ -201,7 +328,7 @@ static void vp_notify(struct virtio_dev *vd, uint16_t vector, uint8_t isr_bit)
 {
     struct virtio_pci *vp = vd->transport_opaque;
     if (msix_enabled(vp->pci)) {
-        if (vector != VIRTIO_NO_VECTOR)
+        if (vector != VIRTIO_NO_VECTOR && !vp_irqfd_notify(vp, vector))
             msix_notify(vp->pci, vector);
         return;
     }
@@ -213,6 +340,8 @@ static const struct virtio_transport vp_transport = { vp_notify };
 static void vp_reset(struct pci_dev *d)
 {
     struct virtio_pci *vp = d->opaque;
+    vp_kicks_stop(vp, true);
+    vp_irqfds_stop(vp);
     virtio_reset(vp->vd);
     vp->dfselect = vp->gfselect = 0;
     vp->queue_sel = 0;
@@ -221,12 +350,40 @@ static void vp_reset(struct pci_dev *d)
 static void vp_free(struct pci_dev *d)
 {
     struct virtio_pci *vp = d->opaque;
+    vp_kicks_stop(vp, false);
+    vp_irqfds_stop(vp);
+    for (int q = 0; vp->kick && q < vp->vd->nvq; q++)
+        if (vp->kick[q].fd >= 0)
+            close(vp->kick[q].fd);
+    for (int v = 0; vp->irqfd && v < msix_vectors(d); v++)
+        if (vp->irqfd[v].fd >= 0)
+            close(vp->irqfd[v].fd);
+    free(vp->kick);
+    free(vp->irqfd);
     if (vp->free_fn)
         vp->free_fn(vp->free_opaque);
     free(vp);
 }
 
-static const struct pci_dev_ops vp_pci_ops = { NULL, vp_reset, vp_free };
+/* BAR 4 moved or memory decoding changed: the doorbells follow. */
+static void vp_config_write(struct pci_dev *d, unsigned off, uint32_t val, unsigned size)
+{
+    struct virtio_pci *vp = d->opaque;
+    bool bar4 = off < PCI_BAR0 + 4 * 6 && off + size > PCI_BAR0 + 4 * 4;
+    bool cmd = off < PCI_COMMAND + 2 && off + size > PCI_COMMAND;
+    if (!bar4 && !cmd)
+        return;
+    bool on = false;
+    for (int q = 0; vp->kick && q < vp->vd->nvq; q++)
+        on |= vp->kick[q].on && vp->kick[q].addr !=
+              d->bar[4].mapped_at + VIRTIO_PCI_NOTIFY + (uint64_t)q * VIRTIO_PCI_NOTIFY_MULT;
+    if (on || !d->bar[4].mapped)
+        vp_kicks_stop(vp, true);
+    if (vp->vd->status & VIRTIO_STATUS_DRIVER_OK)
+        vp_kicks_start(vp);
+}
+
+static const struct pci_dev_ops vp_pci_ops = { vp_config_write, vp_reset, vp_free };
 
 static int add_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len, bool notify)
 {
@@ -263,6 +420,12 @@ struct pci_dev *virtio_pci_new(struct pci_bus *bus, int devfn, const char *model
     }
     vp->pci = d;
     vp->vd = vd;
+    vp->kick = calloc(vd->nvq, sizeof(*vp->kick));
+    vp->irqfd = calloc(vd->nvq + 1, sizeof(*vp->irqfd));
+    for (int q = 0; vp->kick && q < vd->nvq; q++)
+        vp->kick[q] = (struct vp_kick){ .vp = vp, .fd = -1, .q = (uint16_t)q };
+    for (int v = 0; vp->irqfd && v <= vd->nvq; v++)
+        vp->irqfd[v] = (struct vp_irqfd){ .fd = -1, .handle = -1 };
     vp->free_fn = free_fn;
     vp->free_opaque = free_opaque;
     d->opaque = vp;
