@@ -8,8 +8,10 @@
  * reach the slow path because the TLB never holds a write tag for a page
  * whose bit 0 is set: when a page first becomes code, the emu's epoch
  * moves on and every CPU drops its write tags at its next block. */
+#include <stdio.h>
 #include <stdlib.h>
 #include "accel/emu/decode.h"
+#include "accel/emu/jit.h"
 
 #define CHUNK_SHIFT 30                       /* 1 GiB of pages per chunk */
 #define CHUNK_PAGES (1u << (CHUNK_SHIFT - 12))
@@ -100,6 +102,7 @@ struct x86_code_cache {
     struct x86_block *hash[HASH_SIZE];
     uint8_t *arena;
     size_t used;
+    struct x86_jit *jit;        /* NULL: interpret only */
 };
 
 struct x86_code_cache *x86_cc_new(void)
@@ -112,6 +115,9 @@ struct x86_code_cache *x86_cc_new(void)
         free(cc);
         return NULL;
     }
+    const char *e = getenv("QUOKKA_JIT");
+    if (!e || strcmp(e, "0") != 0)
+        cc->jit = x86_jit_new();
     return cc;
 }
 
@@ -119,6 +125,7 @@ void x86_cc_free(struct x86_code_cache *cc)
 {
     if (!cc)
         return;
+    x86_jit_free(cc->jit);
     free(cc->arena);
     free(cc);
 }
@@ -134,6 +141,7 @@ static struct x86_block *cc_alloc(struct x86_cpu *cpu, struct x86_code_cache *cc
     if (cc->used + sz > ARENA_SIZE) {
         memset(cc->hash, 0, sizeof(cc->hash));
         cc->used = 0;
+        x86_jit_reset(cc->jit);  /* translations call into the blocks */
         cpu->jc_gen++;          /* the jump cache points into the arena */
     }
     return (struct x86_block *)(cc->arena + cc->used);
@@ -182,6 +190,8 @@ static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned
     b->succ_la[0] = b->succ_la[1] = X86_TLB_INVALID;
     b->succ_key[0] = b->succ_key[1] = 0;
     b->succ[0] = b->succ[1] = NULL;
+    b->jit[0] = b->jit[1] = NULL;
+    b->runs = 0;
     b->mode = mode;
     b->n = n;
     unsigned h = hash_of(pa);
@@ -216,4 +226,22 @@ struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
     }
     gen = mark_code(cpu, g);
     return decode_block(cpu, pa, mode, host_page, gen, g);
+}
+
+void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b)
+{
+    struct x86_code_cache *cc = cpu->cc;
+    unsigned user = cpu->tlb_user;
+    if (b->jit[user])
+        return b->jit[user];
+    if (!cc->jit || cpu->jit_threshold < 0 || ++b->runs < (unsigned)cpu->jit_threshold)
+        return NULL;
+    if (x86_jit_full(cc->jit)) {
+        cc->used = ARENA_SIZE;  /* recycle blocks and code at the next decode */
+        return NULL;
+    }
+    b->jit[user] = (void *)x86_jit_translate(cc->jit, b, user);
+    if (!b->jit[user])
+        b->runs = 0;            /* e.g. 32-bit code: do not retry at every run */
+    return b->jit[user];
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "accel/emu/decode.h"
+#include "accel/emu/jit.h"
 #include "accel/emu/mmu.h"
 #include "accel/emu/sys.h"
 
@@ -18,6 +19,11 @@ void x86_log(struct x86_cpu *cpu, unsigned mask, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fprintf(stderr, "cpu%d: %s\n", cpu->index, buf);
+}
+
+void x86_cpu_set_jit(struct x86_cpu *cpu, int threshold)
+{
+    cpu->jit_threshold = threshold;
 }
 
 void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask)
@@ -180,6 +186,8 @@ struct x86_cpu *x86_cpu_new(struct x86_emu *emu, int index, bool bsp, const stru
     cpu->bus = *bus;
     cpu->is_bsp = bsp;
     cpu->jc_gen = 1;                  /* no jump cache entry matches the zeroed table */
+    const char *jt = getenv("QUOKKA_JIT_THRESHOLD");
+    cpu->jit_threshold = jt ? atoi(jt) : X86_JIT_THRESHOLD;
     pthread_mutex_init(&cpu->lock, NULL);
     pthread_cond_init(&cpu->cond, NULL);
     x86_ops();
@@ -438,9 +446,20 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
                     (unsigned long long)cpu->stat_blocks, (unsigned long long)cpu->stat_jc_miss,
                     (unsigned long long)cpu->jc_gen);
         unsigned n = b->n;
-        if (X86_UNLIKELY(end - cpu->icount < n))
-            n = (unsigned)(end - cpu->icount);
         cpu->block_end = false;
+        if (X86_LIKELY(end - cpu->icount >= n)) {
+            x86_jit_fn *code = x86_cc_jit(cpu, b);
+            if (code) {
+                cpu->icount += code(cpu);
+                if (cpu->block_end) {
+                    cpu->last_genp = NULL;
+                    prev = NULL;
+                }
+                continue;
+            }
+        } else {
+            n = (unsigned)(end - cpu->icount);
+        }
         const struct x86_insn *in = b->insn;
         for (unsigned i = 0; i < n; i++, in++) {
             exec_insn(cpu, in);

@@ -119,4 +119,11 @@ enum { X86_LOG_INT = 1, X86_LOG_CPU_RESET = 2, X86_LOG_UNIMP = 4, X86_LOG_GUEST_
        X86_LOG_EXEC = 16 /* each block executed (-d exec) */ };
 void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask);
 
+/* Blocks of 64-bit code are translated to host code after this many
+ * interpreted runs (QUOKKA_JIT_THRESHOLD overrides it; QUOKKA_JIT=0 turns
+ * the JIT off). x86_cpu_set_jit changes it for one vCPU; -1 never
+ * translates, 0 translates at the first run. */
+#define X86_JIT_THRESHOLD 4
+void x86_cpu_set_jit(struct x86_cpu *cpu, int threshold);
+
 #endif

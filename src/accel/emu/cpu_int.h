@@ -262,6 +262,7 @@ struct x86_cpu {
     uint64_t code_epoch;      /* emu->code_epoch last seen (write-tag flush) */
     _Atomic uint64_t *code_epoch_p;
     uint64_t jc_gen;
+    int jit_threshold;        /* runs before a block is translated; -1: never */
     _Atomic uint32_t *last_genp;  /* code page generation last validated ... */
     uint32_t last_gen;            /* ... and its value */
     struct x86_jc_entry jc[X86_JC_SIZE];

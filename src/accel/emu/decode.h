@@ -23,6 +23,8 @@ struct x86_block {
     /* successor links (last two targets), checked before the jump cache */
     uint64_t succ_la[2], succ_key[2];
     struct x86_block *succ[2];
+    void *jit[2];                /* translated code per privilege class (jit.h), or NULL */
+    uint32_t runs;               /* interpreted runs so far (the JIT's hotness count) */
     uint8_t mode;                /* X86_DEC_* */
     uint8_t n;
     struct x86_insn insn[];
@@ -34,6 +36,10 @@ void x86_cc_free(struct x86_code_cache *cc);
  * or NULL if pa's page cannot be cached (MMIO, outside the tracked range). */
 struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
                                 const uint8_t *host_page);
+
+/* Translated code for b (compiling it now if b is hot enough), or NULL
+ * to interpret it. */
+void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b);
 
 /* Per-page code generation (bit 0: page holds decoded code), NULL if untracked. */
 _Atomic uint32_t *x86_emu_page_gen(struct x86_emu *emu, uint64_t pa, bool create);

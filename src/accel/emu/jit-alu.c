@@ -1,0 +1,206 @@
+/* JIT templates for integer arithmetic: ADD/OR/AND/SUB/XOR/CMP/TEST in
+ * their register, memory and immediate forms, INC/DEC, NOT, shifts and
+ * rotates by a constant or CL, IMUL. The host instruction computes the
+ * result and, when a later instruction may read them, its operands and
+ * result go to the lazy-flags record exactly as the interpreter's handler
+ * would record them. Host flags then equal the guest's, which the next
+ * Jcc/SETcc/CMOVcc can test directly. */
+#include "accel/emu/flags.h"
+#include "accel/emu/jit_int.h"
+
+static unsigned lazy_op(unsigned alu)
+{
+    switch (alu) {
+    case JALU_ADD: return X86_LF_ADD;
+    case JALU_SUB: case JALU_CMP: return X86_LF_SUB;
+    default: return X86_LF_LOGIC;
+    }
+}
+
+/* Where an ALU source operand is. */
+enum { SRC_LOC, SRC_IMM, SRC_RCX };
+
+/* dst op= src. alu: JALU_* or 8 for TEST. A memory operand was resolved
+ * (TLB lookup done) by the caller; mem says there was one. */
+static void alu_op(struct jit_tr *t, bool mem, bool dst_is_reg, unsigned alu, unsigned size,
+                   struct jit_mem dst, int src_kind, struct jit_mem src, int32_t imm)
+{
+    struct jit_buf *b = &t->b;
+    bool test = alu == 8, writes = alu != JALU_CMP && !test;
+    unsigned host = test ? JALU_AND : alu == JALU_CMP ? JALU_SUB : alu;
+    unsigned lop = test ? X86_LF_LOGIC : lazy_op(alu);
+
+    jit_load(b, size, JR_RAX, dst);
+    if (src_kind == SRC_IMM)
+        jit_mov_imm(b, JR_RCX, (uint64_t)(int64_t)imm);
+    else if (src_kind == SRC_LOC)
+        jit_load(b, size, JR_RCX, src);
+    if (lop != X86_LF_LOGIC && t->live) {
+        jit_store(b, 8, JR_RAX, JIT_CPU(lf.a));
+        jit_store(b, 8, JR_RCX, JIT_CPU(lf.b));
+    }
+    jit_alu_rr(b, size, host, JR_RAX, JR_RCX);
+    jit_lf(t, lop, size, JR_NONE, JR_NONE, JR_RAX);
+    if (writes)
+        jit_store(b, (size == 4 && dst_is_reg) ? 8 : size, JR_RAX, dst);
+    t->hf = !mem;               /* a TLB miss re-runs it in the interpreter */
+}
+
+/* 00-3D: the eight ALU operations in their six forms. */
+static bool t_alu(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned alu = in->op >> 3, form = in->op & 7;
+    unsigned size = (form & 1) ? in->osz : 1;
+    bool mem = in->mod != 3;
+    if (alu == JALU_ADC || alu == JALU_SBB || !jit_rm_ok(t, in))
+        return false;
+    if (form >= 4) {
+        struct jit_mem acc = jit_greg(in, X86_RAX, size);
+        alu_op(t, false, true, alu, size, acc, SRC_IMM, acc, (int32_t)in->imm);
+    } else if (form <= 1) {
+        struct jit_mem dst = jit_rm(t, in, size, alu != JALU_CMP);
+        alu_op(t, mem, !mem, alu, size, dst, SRC_LOC, jit_greg(in, in->reg, size), 0);
+    } else {
+        struct jit_mem src = jit_rm(t, in, size, false);
+        jit_load(&t->b, size, JR_RCX, src);
+        alu_op(t, mem, true, alu, size, jit_greg(in, in->reg, size), SRC_RCX, src, 0);
+    }
+    return true;
+}
+
+/* 80/81/83: ALU r/m, imm */
+static bool t_alu_imm(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned alu = (in->modrm >> 3) & 7, size = in->op == 0x80 ? 1 : in->osz;
+    if (alu == JALU_ADC || alu == JALU_SBB || !jit_rm_ok(t, in))
+        return false;
+    struct jit_mem dst = jit_rm(t, in, size, alu != JALU_CMP);
+    alu_op(t, in->mod != 3, in->mod == 3, alu, size, dst, SRC_IMM, dst, (int32_t)in->imm);
+    return true;
+}
+
+/* 84/85: TEST r/m, reg; A8/A9: TEST acc, imm; F6/F7 /0: TEST r/m, imm */
+static bool t_test(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned size = (in->op & 1) ? in->osz : 1;
+    if (in->op == 0xa8 || in->op == 0xa9) {
+        struct jit_mem acc = jit_greg(in, X86_RAX, size);
+        alu_op(t, false, true, 8, size, acc, SRC_IMM, acc, (int32_t)in->imm);
+        return true;
+    }
+    if (!jit_rm_ok(t, in))
+        return false;
+    bool mem = in->mod != 3;
+    struct jit_mem dst = jit_rm(t, in, size, false);
+    if (in->op == 0x84 || in->op == 0x85)
+        alu_op(t, mem, !mem, 8, size, dst, SRC_LOC, jit_greg(in, in->reg, size), 0);
+    else
+        alu_op(t, mem, !mem, 8, size, dst, SRC_IMM, dst, (int32_t)in->imm);
+    return true;
+}
+
+/* CF of the record INC/DEC replaces must survive in rflags (x86_lf_incdec). */
+static void save_cf(struct x86_cpu *cpu)
+{
+    if (cpu->lf.op != X86_LF_NONE && cpu->lf.op != X86_LF_INC && cpu->lf.op != X86_LF_DEC)
+        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | (x86_lazy_cf(cpu) ? X86_CF : 0);
+}
+
+/* F6/F7 (TEST, NOT) and FE/FF (INC, DEC) */
+static bool t_unary(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned digit = (in->modrm >> 3) & 7, size = (in->op & 1) ? in->osz : 1;
+    bool incdec = in->op >= 0xfe;
+    if (!incdec && digit <= 1)
+        return t_test(t, in);
+    if (!jit_rm_ok(t, in) || (incdec ? digit > 1 : digit != 2))
+        return false;
+    struct jit_mem dst = jit_rm(t, in, size, true);
+    if (incdec && (t->live & JF_CF)) {
+        if (in->mod != 3) {
+            jit_mov_rr(&t->b, 8, JR_R13, JR_RDI);   /* the call clobbers RDI */
+            dst = jit_m(JR_R13, 0);
+        }
+        jit_mov_rr(&t->b, 8, JR_RDI, JR_RBX);
+        jit_call(&t->b, (const void *)save_cf);
+    }
+    jit_load(&t->b, size, JR_RAX, dst);
+    if (incdec) {
+        jit_op_r(&t->b, size, jit_op_sz(0xfe, size), digit, JR_RAX);
+        jit_lf(t, digit ? X86_LF_DEC : X86_LF_INC, size, JR_NONE, JR_NONE, JR_RAX);
+        t->hf = in->mod == 3 && !(t->live & JF_CF);
+    } else {
+        jit_op_r(&t->b, size, jit_op_sz(0xf6, size), 2, JR_RAX);
+        t->hf = in->mod == 3 && t->hf_in;
+    }
+    jit_store_dest(t, in, size, JR_RAX, dst);
+    return true;
+}
+
+/* C0/C1/D0/D1 (by a constant) and D2/D3 (by CL): ROL ROR SHL SHR SAR */
+static bool t_shift(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned digit = (in->modrm >> 3) & 7, size = (in->op & 1) ? in->osz : 1;
+    bool by_cl = in->op >= 0xd2;
+    int count = by_cl ? -1 : (int)((in->op >= 0xd0 ? 1 : in->imm) & (size == 8 ? 63 : 31));
+    bool shift = digit == 4 || digit == 5 || digit == 7;
+    if (!jit_rm_ok(t, in) || digit == 2 || digit == 3 || digit == 6 || count == 0)
+        return false;
+    /* records only for shifts by a known count; otherwise flags must be dead */
+    if (t->live && (by_cl || !shift))
+        return false;
+    struct jit_mem dst = jit_rm(t, in, size, true);
+    jit_load(&t->b, size, JR_RAX, dst);
+    if (by_cl)
+        jit_load(&t->b, 1, JR_RCX, jit_greg(in, X86_RCX, 1));
+    if (t->live)
+        jit_store(&t->b, 8, JR_RAX, JIT_CPU(lf.a));
+    jit_shift_ri(&t->b, size, digit, JR_RAX, count);
+    if (t->live) {
+        jit_store_imm(&t->b, 8, JIT_CPU(lf.b), count);
+        jit_lf(t, digit == 4 ? X86_LF_SHL : digit == 5 ? X86_LF_SHR : X86_LF_SAR, size,
+               JR_NONE, JR_NONE, JR_RAX);
+    } else {
+        t->known_op = -1;       /* no record: nobody reads one before the next */
+    }
+    jit_store_dest(t, in, size, JR_RAX, dst);
+    return true;
+}
+
+/* 0F AF: IMUL reg, r/m; 69/6B: IMUL reg, r/m, imm — only with dead flags */
+static bool t_imul(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    if (t->live || size == 2 || !jit_rm_ok(t, in))
+        return false;
+    struct jit_mem src = jit_rm(t, in, size, false);
+    if (in->map == X86_MAP_0F) {
+        jit_load(&t->b, size, JR_RAX, jit_greg(in, in->reg, size));
+        jit_op_m(&t->b, size, 0x0faf, JR_RAX, src);
+    } else {
+        jit_op_m(&t->b, size, 0x69, JR_RAX, src);
+        jit_u32(&t->b, (uint32_t)in->imm);
+    }
+    jit_store(&t->b, size == 4 ? 8 : size, JR_RAX, jit_greg(in, in->reg, size));
+    t->known_op = -1;
+    return true;
+}
+
+jit_template *jit_alu_template(const struct x86_insn *in)
+{
+    unsigned op = in->op;
+    if (in->map == X86_MAP_0F)
+        return (op == 0xaf && !(in->pfx & (X86_PFX_F2 | X86_PFX_F3))) ? t_imul : NULL;
+    if (in->map != X86_MAP_1B)
+        return NULL;
+    if (op < 0x40 && (op & 7) < 6)
+        return t_alu;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83: return t_alu_imm;
+    case 0x84: case 0x85: case 0xa8: case 0xa9: return t_test;
+    case 0xf6: case 0xf7: case 0xfe: case 0xff: return t_unary;
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: return t_shift;
+    case 0x69: case 0x6b: return t_imul;
+    }
+    return NULL;
+}

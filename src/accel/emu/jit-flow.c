@@ -1,0 +1,81 @@
+/* JIT templates for near control transfers: Jcc, JMP rel, CALL rel, RET.
+ * Each ends the block: it sets cpu->rip and returns to the run loop. */
+#include "accel/emu/jit_int.h"
+
+static bool t_jcc(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz == 2)
+        return false;           /* IP truncated to 16 bits: the interpreter */
+    unsigned cc = jit_cond(t, in->op & 15);
+    uint8_t *taken = jit_jcc(&t->b, cc);
+    jit_set_rip(t, 0);
+    jit_leave(t, t->idx + 1);
+    jit_patch(&t->b, taken, t->b.p);
+    jit_set_rip(t, (int64_t)in->imm);
+    jit_leave(t, t->idx + 1);
+    t->ends_block = true;
+    return true;
+}
+
+static bool t_jmp(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz == 2)
+        return false;
+    jit_set_rip(t, (int64_t)in->imm);
+    jit_leave(t, t->idx + 1);
+    t->ends_block = true;
+    return true;
+}
+
+/* RSI = RSP - 8 and RDI = its host address, writable. */
+static void push_slot(struct jit_tr *t, const struct x86_insn *in)
+{
+    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
+    jit_tlb(t, 8, true);
+}
+
+static bool t_call(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz != 8)
+        return false;
+    push_slot(t, in);
+    jit_lea(&t->b, JR_RAX, jit_m(JR_R12, (int32_t)t->next));
+    jit_store(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
+    jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_set_rip(t, (int64_t)in->imm);
+    jit_leave(t, t->idx + 1);
+    t->ends_block = true;
+    return true;
+}
+
+static bool t_ret(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz != 8)
+        return false;
+    int32_t pop = 8 + (in->op == 0xc2 ? (int32_t)(uint16_t)in->imm : 0);
+    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_tlb(t, 8, false);
+    jit_load(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
+    jit_alu_mi(&t->b, 8, JALU_ADD, jit_greg(in, X86_RSP, 8), pop);
+    jit_store(&t->b, 8, JR_RAX, JIT_CPU(rip));
+    jit_leave(t, t->idx + 1);
+    t->ends_block = true;
+    return true;
+}
+
+jit_template *jit_flow_template(const struct x86_insn *in)
+{
+    if (in->map == X86_MAP_0F)
+        return (in->op >= 0x80 && in->op <= 0x8f) ? t_jcc : NULL;
+    if (in->map != X86_MAP_1B)
+        return NULL;
+    if (in->op >= 0x70 && in->op <= 0x7f)
+        return t_jcc;
+    switch (in->op) {
+    case 0xe9: case 0xeb: return t_jmp;
+    case 0xe8: return t_call;
+    case 0xc2: case 0xc3: return t_ret;
+    }
+    return NULL;
+}

@@ -1,0 +1,432 @@
+/* The JIT's translator: code buffer, flag liveness, the per-instruction
+ * choice between an inline template and a call to the interpreter
+ * handler, and the operand helpers the templates share. */
+#include <stdlib.h>
+#include <sys/mman.h>
+#include "accel/emu/flags.h"
+#include "accel/emu/jit_int.h"
+
+#define JIT_BUF_SIZE (32u << 20)
+/* Room one block's translation can take at most (32 instructions). */
+#define JIT_BLOCK_MAX_BYTES (64u << 10)
+
+struct x86_jit {
+    uint8_t *base;
+    size_t used;
+};
+
+struct x86_jit *x86_jit_new(void)
+{
+    struct x86_jit *jit = calloc(1, sizeof(*jit));
+    if (!jit)
+        return NULL;
+    jit->base = mmap(NULL, JIT_BUF_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (jit->base == MAP_FAILED) {
+        free(jit);
+        return NULL;            /* e.g. W^X enforced: the interpreter runs everything */
+    }
+    return jit;
+}
+
+void x86_jit_free(struct x86_jit *jit)
+{
+    if (!jit)
+        return;
+    munmap(jit->base, JIT_BUF_SIZE);
+    free(jit);
+}
+
+void x86_jit_reset(struct x86_jit *jit)
+{
+    if (jit)
+        jit->used = 0;
+}
+
+/* ---- operand helpers shared by the templates -------------------------- */
+
+bool jit_ea_ok(const struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->asz == 2)
+        return false;
+    if (in->base == X86_RIPREL) {
+        int64_t d = (int64_t)t->next + in->disp;
+        return d == (int32_t)d;
+    }
+    return true;
+}
+
+void jit_ea(struct jit_tr *t, const struct x86_insn *in, bool with_seg)
+{
+    struct jit_buf *b = &t->b;
+    int32_t disp = in->disp;
+    if (in->base < 16) {
+        jit_load(b, 8, JR_RSI, jit_greg(in, in->base, 8));
+    } else if (in->base == X86_RIPREL) {
+        jit_lea(b, JR_RSI, jit_m(JR_R12, (int32_t)(t->next + in->disp)));
+        disp = 0;
+    } else {
+        jit_mov_imm(b, JR_RSI, 0);
+    }
+    if (in->index < 16) {
+        jit_load(b, 8, JR_RAX, jit_greg(in, in->index, 8));
+        jit_lea(b, JR_RSI, jit_mx(JR_RSI, JR_RAX, in->scale, disp));
+    } else if (disp) {
+        jit_lea(b, JR_RSI, jit_m(JR_RSI, disp));
+    }
+    if (in->asz == 4)
+        jit_mov_rr(b, 4, JR_RSI, JR_RSI);
+    if (with_seg && (in->seg == X86_FS || in->seg == X86_GS)) {
+        jit_alu_rm(b, 8, JALU_ADD, JR_RSI,
+                   jit_m(JR_RBX, (int32_t)(offsetof(struct x86_cpu, segbase) + 8 * in->seg)));
+        t->hf_in = false;
+    }
+}
+
+void jit_mem_operand(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write)
+{
+    jit_ea(t, in, true);
+    jit_tlb(t, size, write);
+}
+
+void jit_tlb(struct jit_tr *t, unsigned size, bool write)
+{
+    struct jit_buf *b = &t->b;
+    int32_t set = (int32_t)(offsetof(struct x86_cpu, tlb) +
+                            t->user * X86_TLB_SIZE * sizeof(struct x86_tlb_entry));
+    int32_t tag = write ? (int32_t)offsetof(struct x86_tlb_entry, tag_w)
+                        : (int32_t)offsetof(struct x86_tlb_entry, tag_r);
+    _Static_assert(sizeof(struct x86_tlb_entry) == 40, "TLB entry is 5 quadwords");
+    t->hf_in = false;           /* the lookup clobbers host flags */
+    jit_mov_rr(b, 8, JR_RDX, JR_RSI);
+    jit_shift_ri(b, 8, 5, JR_RDX, 12);
+    jit_alu_ri(b, 4, JALU_AND, JR_RDX, X86_TLB_SIZE - 1);
+    jit_lea(b, JR_RDX, jit_mx(JR_RDX, JR_RDX, 2, 0));
+    jit_lea(b, JR_RDI, jit_m(JR_RSI, (int32_t)size - 1));
+    jit_alu_ri(b, 8, JALU_AND, JR_RDI, -4096);
+    jit_alu_rm(b, 8, JALU_CMP, JR_RDI, jit_mx(JR_RBX, JR_RDX, 3, set + tag));
+    if (t->nstub < sizeof t->stub / sizeof t->stub[0]) {
+        t->stub[t->nstub++] = (struct jit_stub){ jit_jcc(b, JCC_NE), NULL, t->idx };
+    } else {
+        t->b.full = true;       /* cannot happen with two accesses per instruction */
+    }
+    jit_mov_rr(b, 8, JR_RDI, JR_RSI);
+    jit_alu_rm(b, 8, JALU_ADD, JR_RDI,
+               jit_mx(JR_RBX, JR_RDX, 3, set + (int32_t)offsetof(struct x86_tlb_entry, addend)));
+}
+
+struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write)
+{
+    if (in->mod == 3)
+        return jit_greg(in, in->rm, size);
+    jit_mem_operand(t, in, size, write);
+    return jit_m(JR_RDI, 0);
+}
+
+void jit_lf(struct jit_tr *t, unsigned op, unsigned size, unsigned a, unsigned b, unsigned res)
+{
+    t->known_op = (int)op;
+    t->known_size = (int)size;
+    if (!t->live)
+        return;
+    if (a != JR_NONE)
+        jit_store(&t->b, 8, a, JIT_CPU(lf.a));
+    if (b != JR_NONE)
+        jit_store(&t->b, 8, b, JIT_CPU(lf.b));
+    if (res != JR_NONE)
+        jit_store(&t->b, 8, res, JIT_CPU(lf.res));
+    jit_store_imm(&t->b, 2, JIT_CPU(lf.op), (int32_t)(op | size << 8));
+}
+
+static bool cc_reads_cf(unsigned cc)
+{
+    return (cc >> 1) == 1 || (cc >> 1) == 3;
+}
+
+unsigned jit_cond(struct jit_tr *t, unsigned cc)
+{
+    struct jit_buf *b = &t->b;
+    int op = t->known_op;
+    unsigned size = (unsigned)t->known_size;
+    if (t->hf_in && (op == X86_LF_ADD || op == X86_LF_SUB || op == X86_LF_LOGIC ||
+                     ((op == X86_LF_INC || op == X86_LF_DEC) && !cc_reads_cf(cc))))
+        return cc;
+    if (op == X86_LF_SUB || op == X86_LF_ADD) {
+        jit_load(b, 8, JR_RAX, JIT_CPU(lf.a));
+        jit_alu_rm(b, size, op == X86_LF_SUB ? JALU_CMP : JALU_ADD, JR_RAX, JIT_CPU(lf.b));
+        return cc;
+    }
+    if (op == X86_LF_LOGIC) {
+        jit_load(b, 8, JR_RAX, JIT_CPU(lf.res));
+        jit_test_rr(b, size, JR_RAX, JR_RAX);
+        return cc;
+    }
+    jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+    jit_mov_imm(b, JR_RSI, cc);
+    jit_call(b, (const void *)x86_cond);
+    jit_test_rr(b, 1, JR_RAX, JR_RAX);
+    return JCC_NE;
+}
+
+static void rip_to_rax(struct jit_tr *t, int64_t rel)
+{
+    int64_t d = (int64_t)t->next + rel;
+    if (d == (int32_t)d) {
+        jit_lea(&t->b, JR_RAX, jit_m(JR_R12, (int32_t)d));
+    } else {
+        jit_mov_imm(&t->b, JR_RAX, (uint64_t)d);
+        jit_alu_rr(&t->b, 8, JALU_ADD, JR_RAX, JR_R12);
+    }
+}
+
+void jit_set_rip(struct jit_tr *t, int64_t rel)
+{
+    rip_to_rax(t, rel);
+    jit_store(&t->b, 8, JR_RAX, JIT_CPU(rip));
+}
+
+void jit_leave(struct jit_tr *t, unsigned count)
+{
+    jit_mov_imm(&t->b, JR_RAX, count);
+    jit_pop(&t->b, JR_R13);
+    jit_pop(&t->b, JR_R12);
+    jit_pop(&t->b, JR_RBX);
+    jit_ret(&t->b);
+}
+
+/* ---- translation ---------------------------------------------------------- */
+
+/* Call the interpreter handler for the instruction at t->idx, RIPs set as
+ * the interpreter's loop sets them. */
+static void call_handler(struct jit_tr *t, const struct x86_insn *in)
+{
+    struct jit_buf *b = &t->b;
+    jit_lea(b, JR_RAX, jit_m(JR_R12, (int32_t)t->off));
+    jit_store(b, 8, JR_RAX, JIT_CPU(insn_rip));
+    jit_lea(b, JR_RAX, jit_m(JR_R12, (int32_t)t->next));
+    jit_store(b, 8, JR_RAX, JIT_CPU(rip));
+    jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+    jit_mov_imm(b, JR_RSI, (uint64_t)(uintptr_t)in);
+    jit_call(b, (const void *)in->fn);
+}
+
+/* After a handler: leave when it asked to (mode change, code written). */
+static void check_block_end(struct jit_tr *t, unsigned count)
+{
+    struct jit_buf *b = &t->b;
+    jit_alu_mi(b, 1, JALU_CMP, JIT_CPU(block_end), 0);
+    if (t->nexit < sizeof t->exit_site / sizeof t->exit_site[0]) {
+        t->exit_site[t->nexit] = jit_jcc(b, JCC_NE);
+        t->exit_count[t->nexit++] = count;
+    } else {
+        t->b.full = true;
+    }
+}
+
+static jit_template *find_template(const struct x86_insn *in)
+{
+    if (in->pfx & X86_PFX_LOCK)
+        return NULL;
+    jit_template *f = jit_alu_template(in);
+    if (!f)
+        f = jit_move_template(in);
+    if (!f)
+        f = jit_flow_template(in);
+    return f;
+}
+
+/* Which flags each instruction leaves for a later reader (all at the end). */
+static void flag_liveness(const struct x86_block *blk, uint8_t *live_after)
+{
+    uint8_t live = JF_ALL;
+    for (int i = blk->n - 1; i >= 0; i--) {
+        uint8_t rd, wr;
+        live_after[i] = live;
+        if (!jit_flag_effect(&blk->insn[i], &rd, &wr)) {
+            rd = JF_ALL;
+            wr = 0;
+        }
+        live = (uint8_t)((live & ~wr) | rd);
+    }
+}
+
+static void translate_insn(struct jit_tr *t, const struct x86_insn *in, bool last)
+{
+    unsigned first_stub = t->nstub;
+    jit_template *tpl = find_template(in);
+    t->hf = false;
+    t->ends_block = false;
+    if (tpl && tpl(t, in)) {
+        uint8_t *resume = t->ends_block ? NULL : t->b.p;
+        for (unsigned s = first_stub; s < t->nstub; s++)
+            t->stub[s].resume = resume;
+        if (last && !t->ends_block) {
+            jit_set_rip(t, 0);
+            jit_leave(t, t->idx + 1);
+        }
+        return;
+    }
+    t->nstub = first_stub;      /* a template that gave up emitted nothing */
+    call_handler(t, in);
+    t->known_op = -1;
+    if (last)
+        jit_leave(t, t->idx + 1);
+    else
+        check_block_end(t, t->idx + 1);
+}
+
+/* Out-of-line code: TLB misses re-run their instruction in the interpreter. */
+static void emit_tail(struct jit_tr *t)
+{
+    struct jit_buf *b = &t->b;
+    for (unsigned s = 0; s < t->nstub; s++) {
+        const struct jit_stub *st = &t->stub[s];
+        const struct x86_insn *in = &t->blk->insn[st->idx];
+        jit_patch(b, st->site, b->p);
+        t->idx = st->idx;
+        t->off = 0;
+        for (unsigned i = 0; i < st->idx; i++)
+            t->off += t->blk->insn[i].len;
+        t->next = t->off + in->len;
+        call_handler(t, in);
+        if (st->resume) {
+            check_block_end(t, st->idx + 1);
+            jit_jmp_to(b, st->resume);
+        } else {
+            jit_leave(t, st->idx + 1);
+        }
+    }
+    for (unsigned e = 0; e < t->nexit; e++) {
+        jit_patch(b, t->exit_site[e], b->p);
+        jit_leave(t, t->exit_count[e]);
+    }
+}
+
+x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, unsigned user)
+{
+    if (!jit || blk->mode != X86_DEC_64)
+        return NULL;
+    if (jit->used + JIT_BLOCK_MAX_BYTES > JIT_BUF_SIZE)
+        return NULL;
+    static __thread struct jit_tr tr;
+    struct jit_tr *t = &tr;
+    uint8_t *start = jit->base + jit->used;
+    memset(t, 0, offsetof(struct jit_tr, stub));
+    t->b = (struct jit_buf){ start, start + JIT_BLOCK_MAX_BYTES, false };
+    t->blk = blk;
+    t->user = user;
+    t->known_op = -1;
+    t->nstub = t->nexit = 0;
+
+    uint8_t live_after[X86_BLOCK_MAX];
+    flag_liveness(blk, live_after);
+
+    jit_push(&t->b, JR_RBX);
+    jit_push(&t->b, JR_R12);
+    jit_push(&t->b, JR_R13);                 /* also keeps calls 16-byte aligned */
+    jit_mov_rr(&t->b, 8, JR_RBX, JR_RDI);
+    jit_load(&t->b, 8, JR_R12, JIT_CPU(rip));
+    uint32_t off = 0;
+    for (unsigned i = 0; i < blk->n; i++) {
+        const struct x86_insn *in = &blk->insn[i];
+        t->idx = i;
+        t->off = off;
+        t->next = off + in->len;
+        t->live = live_after[i];
+        t->hf_in = t->hf;
+        translate_insn(t, in, i + 1 == blk->n);
+        off = t->next;
+    }
+    emit_tail(t);
+    if (t->b.full)
+        return NULL;
+    jit->used += (size_t)(t->b.p - start);
+    jit->used = (jit->used + 15) & ~(size_t)15;
+    return (x86_jit_fn *)(void *)start;
+}
+
+bool x86_jit_full(const struct x86_jit *jit)
+{
+    return jit && jit->used + JIT_BLOCK_MAX_BYTES > JIT_BUF_SIZE;
+}
+
+/* ---- flag effects, for liveness -------------------------------------------- */
+
+static uint8_t cc_flags(unsigned cc)
+{
+    switch (cc >> 1) {
+    case 1: return JF_CF;                   /* B, AE */
+    case 3: return JF_CF | JF_OSZ;          /* BE, A */
+    default: return JF_OSZ;
+    }
+}
+
+static bool group_flags(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
+{
+    unsigned digit = (in->modrm >> 3) & 7;
+    switch (in->op) {
+    case 0x80: case 0x81: case 0x83:
+        *rd = (digit == JALU_ADC || digit == JALU_SBB) ? JF_CF : 0;
+        *wr = JF_ALL;
+        return true;
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: {
+        unsigned count = (in->op >= 0xd0 ? 1 : (unsigned)in->imm) & (in->osz == 8 ? 63 : 31);
+        if (count == 0)
+            return true;
+        if (digit == 2 || digit == 3)       /* RCL, RCR */
+            *rd = JF_CF;
+        *wr = (digit == 4 || digit == 5 || digit == 7) ? JF_ALL : JF_CF;
+        return true;
+    }
+    case 0xf6: case 0xf7:
+        if (digit != 2)                     /* NOT leaves flags alone */
+            *wr = JF_ALL;
+        return true;
+    case 0xfe: case 0xff:
+        if (digit <= 1)
+            *wr = JF_OSZ;                   /* INC/DEC keep CF */
+        return digit <= 1;
+    }
+    return false;
+}
+
+bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
+{
+    unsigned op = in->op;
+    *rd = *wr = 0;
+    if (in->map == X86_MAP_1B) {
+        if (op < 0x40 && (op & 7) < 6) {
+            unsigned alu = op >> 3;
+            *rd = (alu == JALU_ADC || alu == JALU_SBB) ? JF_CF : 0;
+            *wr = JF_ALL;
+            return true;
+        }
+        if ((op >= 0x50 && op <= 0x5f) || (op >= 0x88 && op <= 0x8b) || op == 0x8d ||
+            op == 0x63 || op == 0x90 || (op >= 0xb0 && op <= 0xbf) || op == 0xc6 ||
+            op == 0xc7 || op == 0xc3 || op == 0xe8 || op == 0xe9 || op == 0xeb ||
+            op == 0x98 || op == 0x99)
+            return true;
+        if (op == 0x84 || op == 0x85 || op == 0xa8 || op == 0xa9 || op == 0x69 || op == 0x6b) {
+            *wr = JF_ALL;
+            return true;
+        }
+        if (op >= 0x70 && op <= 0x7f) {
+            *rd = cc_flags(op & 15);
+            return true;
+        }
+        return group_flags(in, rd, wr);
+    }
+    if (in->map != X86_MAP_0F || (in->pfx & (X86_PFX_F2 | X86_PFX_F3)))
+        return false;
+    if ((op >= 0x40 && op <= 0x4f) || (op >= 0x80 && op <= 0x9f)) {
+        *rd = cc_flags(op & 15);
+        return true;
+    }
+    if (op == 0xb6 || op == 0xb7 || op == 0xbe || op == 0xbf || op == 0x1f)
+        return true;
+    if (op == 0xaf) {
+        *wr = JF_ALL;
+        return true;
+    }
+    return false;
+}

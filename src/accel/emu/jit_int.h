@@ -1,0 +1,101 @@
+/* Internals of the JIT shared by the translator (jit.c) and the template
+ * files (jit-alu.c, jit-move.c, jit-flow.c).
+ *
+ * Register use in translated code: RBX holds the struct x86_cpu pointer,
+ * R12 the guest RIP of the block's first instruction (so an instruction's
+ * RIP is R12 + a constant); RAX, RCX, RDX, RSI, RDI are scratch, with RSI
+ * the linear address and RDI the host address of a memory operand after
+ * the TLB lookup. Guest registers live in cpu->gpr[] and are used as host
+ * memory operands. */
+#ifndef QUOKKA_ACCEL_EMU_JIT_INT_H
+#define QUOKKA_ACCEL_EMU_JIT_INT_H
+
+#include <stddef.h>
+#include "accel/emu/jit.h"
+#include "accel/emu/jit-emit.h"
+
+/* Flag groups for liveness: CF alone (INC/DEC keep it), and the rest. */
+#define JF_CF  1u
+#define JF_OSZ 2u
+#define JF_ALL 3u
+
+/* A miss in the TLB: run instruction `idx` in the interpreter, then go on
+ * at `resume` (or leave the block when resume is NULL). */
+struct jit_stub {
+    uint8_t *site;
+    uint8_t *resume;
+    unsigned idx;
+};
+
+struct jit_tr {
+    struct jit_buf b;
+    const struct x86_block *blk;
+    unsigned user;              /* TLB set baked into the code */
+    unsigned idx;               /* instruction being translated */
+    uint32_t off, next;         /* its offset and the next one's, from R12 */
+    uint8_t live;               /* flags a later instruction may read */
+    bool hf_in;                 /* host flags held the guest's before this insn */
+    bool hf;                    /* ... and after it (set by templates) */
+    bool ends_block;            /* the template set cpu->rip and left */
+    int known_op, known_size;   /* lazy-flags record known at this point, -1 if not */
+    struct jit_stub stub[2 * X86_BLOCK_MAX];
+    unsigned nstub;
+    uint8_t *exit_site[2 * X86_BLOCK_MAX];
+    unsigned exit_count[2 * X86_BLOCK_MAX];
+    unsigned nexit;
+};
+
+typedef bool jit_template(struct jit_tr *t, const struct x86_insn *in);
+
+#define JIT_CPU(field) jit_m(JR_RBX, (int32_t)offsetof(struct x86_cpu, field))
+
+/* Where guest register r of the given size lives (AH..BH for byte regs 4-7 without REX). */
+static inline struct jit_mem jit_greg(const struct x86_insn *in, unsigned r, unsigned size)
+{
+    if (size == 1 && r >= 4 && r < 8 && !in->rex)
+        return jit_m(JR_RBX, (int32_t)(offsetof(struct x86_cpu, gpr) + 8 * (r - 4) + 1));
+    return jit_m(JR_RBX, (int32_t)(offsetof(struct x86_cpu, gpr) + 8 * r));
+}
+
+/* Guest-instruction helpers (jit.c). */
+/* Can the memory operand be addressed inline (64-bit, no 16-bit addressing)? */
+bool jit_ea_ok(const struct jit_tr *t, const struct x86_insn *in);
+static inline bool jit_rm_ok(const struct jit_tr *t, const struct x86_insn *in)
+{
+    return in->mod == 3 || jit_ea_ok(t, in);
+}
+/* Emit: RSI = the memory operand's offset (what LEA gives), plus the
+ * segment base when with_seg. Clobbers RAX. */
+void jit_ea(struct jit_tr *t, const struct x86_insn *in, bool with_seg);
+/* Emit: RSI = linear address of the memory operand, RDI = host address of
+ * `size` bytes there (write access if `write`); a miss runs the instruction
+ * in the interpreter. Clobbers RAX, RDX and host flags. */
+void jit_mem_operand(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write);
+/* Same for a linear address already in RSI. */
+void jit_tlb(struct jit_tr *t, unsigned size, bool write);
+/* The r/m operand: a guest register, or memory through jit_mem_operand. */
+struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write);
+/* Store an op|size lazy-flags record with operands in registers (JR_NONE: not stored). */
+void jit_lf(struct jit_tr *t, unsigned op, unsigned size, unsigned a, unsigned b, unsigned res);
+/* Leave a condition in host flags; returns the host condition code to test. */
+unsigned jit_cond(struct jit_tr *t, unsigned cc);
+/* cpu->rip = R12 + off (+ rel); then return `count` retired instructions. */
+void jit_set_rip(struct jit_tr *t, int64_t rel);
+void jit_leave(struct jit_tr *t, unsigned count);
+
+/* Write a result in `reg` to a destination: a 32-bit write to a guest
+ * register clears its upper half (reg must hold the zero-extended value). */
+static inline void jit_store_dest(struct jit_tr *t, const struct x86_insn *in, unsigned size,
+                                  unsigned reg, struct jit_mem loc)
+{
+    jit_store(&t->b, (size == 4 && in->mod == 3) ? 8 : size, reg, loc);
+}
+
+/* Templates per instruction group; NULL when the group has none for in. */
+jit_template *jit_alu_template(const struct x86_insn *in);
+jit_template *jit_move_template(const struct x86_insn *in);
+jit_template *jit_flow_template(const struct x86_insn *in);
+/* Flags read and fully written by in (for liveness); false if unknown. */
+bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr);
+
+#endif
