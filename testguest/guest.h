@@ -15,6 +15,9 @@ void pci_write(int bus, int dev, int fn, int off, uint32_t v);
 int str_eq(const char *a, const char *b);
 void check_virtio_blk(void);
 void check_virtio_net(void);
+/* The number after "key=" on the kernel command line, or def. */
+uint64_t cmdline_num(const char *key, uint64_t def);
+void blkbench(uint64_t mib, uint64_t req_kib, uint64_t depth);
 
 static inline uint64_t rdtsc(void)
 {

@@ -227,6 +227,26 @@ static int cmdline_has(const char *w)
     return 0;
 }
 
+uint64_t cmdline_num(const char *key, uint64_t def)
+{
+    const char *c = (const char *)(uintptr_t)*(volatile uint32_t *)(uintptr_t)(boot_params + 0x228);
+    for (; c && *c; c++) {
+        if (c != (const char *)(uintptr_t)*(volatile uint32_t *)(uintptr_t)(boot_params + 0x228) &&
+            c[-1] != ' ')
+            continue;
+        int i = 0;
+        while (key[i] && c[i] == key[i])
+            i++;
+        if (key[i] || c[i] != '=')
+            continue;
+        uint64_t v = 0;
+        for (c += i + 1; *c >= '0' && *c <= '9'; c++)
+            v = v * 10 + (uint64_t)(*c - '0');
+        return v;
+    }
+    return def;
+}
+
 void guest_main(void)
 {
     puts_("testguest: running at CPL3\n");
@@ -236,6 +256,9 @@ void guest_main(void)
     check_timer();
     check_virtio_blk();
     check_virtio_net();
+    uint64_t mib = cmdline_num("blkbench", 0);
+    if (mib)
+        blkbench(mib, cmdline_num("blkreq", 1024), cmdline_num("blkdepth", 1));
     if (cmdline_has("hold")) {
         puts_("testguest: holding\n");      /* benchmarks read the host process now */
         for (;;)

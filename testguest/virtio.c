@@ -78,19 +78,26 @@ int virtio_start(struct vdev *d)
     return C8(20) & 8 ? 0 : -1;
 }
 
-int virtio_queue(struct vdev *d, int index, struct vq *q)
+volatile uint16_t *virtio_queue_at(struct vdev *d, int index, uint16_t size, const void *desc,
+                                   const void *avail, const void *used)
 {
     C16(22) = (uint16_t)index;
-    if (C16(24) < VQ_SIZE)
-        return -1;
-    C16(24) = VQ_SIZE;
-    C64(32) = (uintptr_t)q->desc;
-    C64(40) = (uintptr_t)q->avail;
-    C64(48) = (uintptr_t)&q->used;
-    q->notify = (volatile uint16_t *)(d->notify + C16(30) * d->notify_mult);
-    q->index = (uint16_t)index;
+    if (C16(24) < size)
+        return 0;
+    C16(24) = size;
+    C64(32) = (uintptr_t)desc;
+    C64(40) = (uintptr_t)avail;
+    C64(48) = (uintptr_t)used;
+    volatile uint16_t *notify = (volatile uint16_t *)(d->notify + C16(30) * d->notify_mult);
     C16(28) = 1;
-    return 0;
+    return notify;
+}
+
+int virtio_queue(struct vdev *d, int index, struct vq *q)
+{
+    q->notify = virtio_queue_at(d, index, VQ_SIZE, q->desc, q->avail, &q->used);
+    q->index = (uint16_t)index;
+    return q->notify ? 0 : -1;
 }
 
 int virtio_msix(struct vdev *d, int index)

@@ -28,6 +28,10 @@ struct vq {
 int virtio_find(struct vdev *d, uint16_t modern_id, uint16_t legacy_id);
 int virtio_start(struct vdev *d);                /* reset, negotiate VERSION_1 */
 int virtio_queue(struct vdev *d, int index, struct vq *q);
+/* Queue index of size entries with its rings where the caller put them:
+ * its doorbell, or 0 if the device's queue is smaller. */
+volatile uint16_t *virtio_queue_at(struct vdev *d, int index, uint16_t size, const void *desc,
+                                   const void *avail, const void *used);
 void virtio_ready(struct vdev *d);               /* DRIVER_OK */
 /* Queue index's completions as MSI-X vector 0 -> CPU 0, IDT vector
  * MSI_VECTOR (head.S counts them in msis); the local APIC is enabled.

@@ -71,6 +71,13 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         "$?/$(grep -c 'kernel-irqchip=on: kvm offers split or off' "$T/on.out")"
     run flags "$QUOKKA" -accel kvm -cpu qemu64,-sse4.2,popcnt=off
     check_eq "kvm -cpu qemu64,-sse4.2,popcnt=off: same output" "$(cat "$T/emu.out")" "$(cat "$T/flags.out")"
+    # bench/blk-kvm.sh's guest side, small: 1 MiB read and written, 4 in flight.
+    disk bench
+    timeout 20 "$QUOKKA" -accel kvm -nographic -m 256 -kernel "$GUEST" \
+        -append "blkbench=1 blkreq=256 blkdepth=4" \
+        -drive "file=$T/bench.img,if=virtio,format=raw,cache=none" >"$T/bench.out" 2>&1 </dev/null
+    check_eq "kvm blkbench: read and write passes complete" "2/0" \
+        "$(grep -c '^blkbench: \(read\|write\) done' "$T/bench.out")/$(grep -c failed "$T/bench.out")"
     timeout 10 "$QUOKKA" -accel kvm -cpu qemu64,+x2apic -nographic -m 16 >"$T/x2.out" 2>&1 </dev/null
     check_eq "kvm -cpu qemu64,+x2apic: refused, saying why" "1/1" \
         "$?/$(grep -c 'cannot enable x2apic: the local APIC is xAPIC only' "$T/x2.out")"
