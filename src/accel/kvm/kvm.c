@@ -1,9 +1,10 @@
 /* vCPUs run by KVM: one thread each (the board's), guest RAM regions as
  * memory slots (the PCI hole is simply not a slot), port I/O and MMIO
- * exits dispatched through the board's address spaces, interrupts from
- * the board's local APICs injected with KVM_INTERRUPT. A kick sets an
- * event bit and sends SIG_KICK to the thread, which KVM_RUN lets through
- * only while in the guest, so no kick is lost between check and entry. */
+ * exits dispatched through the board's address spaces, interrupts as
+ * irq.c sets up (split irqchip, or the board's APICs with KVM_INTERRUPT).
+ * A kick sets an event bit and sends SIG_KICK to the thread, which
+ * KVM_RUN lets through only while in the guest, so no kick is lost
+ * between check and entry. */
 #include "accel/kvm/kvm.h"
 #include "accel/kvm/kvm_int.h"
 

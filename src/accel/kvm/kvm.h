@@ -2,14 +2,14 @@
  * the host checks that decide whether KVM can be used at all and whether
  * it runs guest kernel code (CPL0) natively.
  *
- * Interrupt controllers: the board's own PIC, I/O APIC and local APICs
- * (hw/) serve KVM as they serve emu, and interrupts are injected with
- * KVM_INTERRUPT. No in-kernel or split irqchip: either puts a second
- * local APIC (timer, IPIs, TPR) beside the board's, and on PVM hosts the
- * in-kernel 8259 delivers IRQ0 at a stale vector (QEMU -enable-kvm with
- * its default kernel_irqchip=on never finishes the test guest there).
- * Hence no irqfd either (KVM needs an in-kernel irqchip for it): devices
- * raise lines in-process. ioeventfd works (accel_ops.ioeventfd). */
+ * Interrupt controllers: by default a split irqchip (irq.c): the local
+ * APICs are the kernel's, the board's 8259, PIT and I/O APIC stay in
+ * this process, MSIs go to KVM by KVM_SIGNAL_MSI or irqfd. Not the full
+ * in-kernel irqchip: on PVM hosts its 8259 delivers IRQ0 at a stale
+ * vector. Where KVM lacks the pieces (or kernel-irqchip=off), the board's
+ * own APICs serve as under emu and vectors are injected with
+ * KVM_INTERRUPT; no irqfd then. ioeventfd works either way.
+ */
 #ifndef QUOKKA_ACCEL_KVM_KVM_H
 #define QUOKKA_ACCEL_KVM_KVM_H
 
