@@ -11,7 +11,8 @@
 #define UDATA 0x2b
 #define TSSSEL 0x40
 #define MSI_VECTOR 0x31                      /* testguest/virtio.h says the same */
-#define IDT_ENTRIES (MSI_VECTOR + 1)
+#define INTX_VECTOR 0x32
+#define IDT_ENTRIES (INTX_VECTOR + 1)
 
     .section .head, "ax"
     .code32
@@ -83,14 +84,14 @@ entry64:
     inc     %ecx
     cmp     $33, %ecx
     jne     2b
-    /* MSI_VECTOR (0x31) to the MSI handler; 33-48 stay not present. */
+    /* MSI_VECTOR to the MSI handler, INTX_VECTOR to the INTx one; 33-48
+     * stay not present. */
     mov     $idt + MSI_VECTOR * 16, %edi
     mov     $msi, %eax
-    mov     %ax, (%rdi)
-    movw    $KCODE, 2(%rdi)
-    movw    $0x8e00, 4(%rdi)
-    shr     $16, %eax
-    mov     %ax, 6(%rdi)
+    call    set_gate
+    mov     $idt + INTX_VECTOR * 16, %edi
+    mov     $intx, %eax
+    call    set_gate
     lidt    idt_ptr
     mov     $0xff, %al                       /* a BIOS may have left IRQ0 open at vector 8 */
     out     %al, $0x21
@@ -135,6 +136,27 @@ msi:
     pop     %rax
     iretq
 
+/* A level-triggered INTx through the I/O APIC: read the device's ISR
+ * (which lowers its line) before the EOI, as a driver must. */
+intx:
+    incq    intxs(%rip)
+    push    %rax
+    mov     intx_isr(%rip), %rax
+    movb    (%rax), %al
+    mov     $0xfee000b0, %eax
+    movl    $0, (%rax)
+    pop     %rax
+    iretq
+
+/* Interrupt gate at %rdi to handler %eax (below 4 GiB), DPL0. */
+set_gate:
+    mov     %ax, (%rdi)
+    movw    $KCODE, 2(%rdi)
+    movw    $0x8e00, 4(%rdi)
+    shr     $16, %eax
+    mov     %ax, 6(%rdi)
+    ret
+
 trap_common:
     mov     (%rsp), %rdi                     /* vector */
     mov     8(%rsp), %rsi                    /* error code or RIP */
@@ -167,9 +189,11 @@ gdt_ptr32:
 idt_ptr:
     .word   IDT_ENTRIES * 16 - 1
     .quad   idt
-    .globl  ticks, msis, boot_params, pdpt
+    .globl  ticks, msis, intxs, intx_isr, boot_params, pdpt
 ticks:  .quad 0
 msis:   .quad 0
+intxs:  .quad 0
+intx_isr: .quad 0
 boot_params: .quad 0
 
 

@@ -52,6 +52,8 @@ int virtio_find(struct vdev *d, uint16_t modern_id, uint16_t legacy_id)
         if (type == 1) {
             d->common = (volatile uint8_t *)(uintptr_t)where;
             found |= 1;
+        } else if (type == 3) {
+            d->isr = (volatile uint8_t *)(uintptr_t)where;
         } else if (type == 2) {
             d->notify = (volatile uint8_t *)(uintptr_t)where;
             d->notify_mult = pci_read(0, d->dev, 0, off + 16);
@@ -100,11 +102,11 @@ int virtio_queue(struct vdev *d, int index, struct vq *q)
     return q->notify ? 0 : -1;
 }
 
+static int msix_cap(struct vdev *d);
+
 int virtio_msix(struct vdev *d, int index)
 {
-    int off = pci_read(0, d->dev, 0, 0x34) & 0xfc;
-    for (int n = 0; off && n < 32 && (pci_read(0, d->dev, 0, off) & 0xff) != 0x11; n++)
-        off = (pci_read(0, d->dev, 0, off) >> 8) & 0xfc;
+    int off = msix_cap(d);
     if (!off)
         return -1;
     uint32_t t = pci_read(0, d->dev, 0, off + 4);
@@ -119,6 +121,36 @@ int virtio_msix(struct vdev *d, int index)
     C16(22) = (uint16_t)index;
     C16(26) = 0;
     return C16(26) == 0 ? 0 : -1;
+}
+
+static int msix_cap(struct vdev *d)
+{
+    int off = pci_read(0, d->dev, 0, 0x34) & 0xfc;
+    for (int n = 0; off && n < 32 && (pci_read(0, d->dev, 0, off) & 0xff) != 0x11; n++)
+        off = (pci_read(0, d->dev, 0, off) >> 8) & 0xfc;
+    return off;
+}
+
+void virtio_msix_off(struct vdev *d)
+{
+    int off = msix_cap(d);
+    if (off)
+        pci_write(0, d->dev, 0, off, pci_read(0, d->dev, 0, off) & ~(1u << 31));
+}
+
+int ioapic_route(struct vdev *d, int on)
+{
+    int pin = pci_read(0, d->dev, 0, 0x3c) & 0xff;
+    if (pin == 0 || pin >= 24)
+        return -1;
+    volatile uint32_t *io = (volatile uint32_t *)(uintptr_t)0xfec00000;
+    intx_isr = d->isr;
+    io[0] = 0x10 + 2 * pin + 1;
+    io[4] = 0;                                   /* destination: APIC 0 */
+    io[0] = 0x10 + 2 * pin;
+    io[4] = on ? (INTX_VECTOR | 1u << 15) : 1u << 16;   /* level, high / masked */
+    pci_write(0, d->dev, 0, 4, pci_read(0, d->dev, 0, 4) & ~(1u << 10));   /* INTx on */
+    return pin;
 }
 
 void virtio_ready(struct vdev *d) { C8(20) = 1 | 2 | 8 | 4; }  /* DRIVER_OK */

@@ -9,7 +9,7 @@
 
 struct vdev {
     int dev;
-    volatile uint8_t *common, *notify;
+    volatile uint8_t *common, *notify, *isr;
     uint32_t notify_mult;
 };
 
@@ -39,6 +39,15 @@ void virtio_ready(struct vdev *d);               /* DRIVER_OK */
 #define MSI_VECTOR 0x31
 extern volatile uint64_t msis;
 int virtio_msix(struct vdev *d, int index);
+/* MSI-X off again: the device falls back to INTx (its ISR, intx_isr). */
+void virtio_msix_off(struct vdev *d);
+/* INTx through the I/O APIC: pin = the function's interrupt line, level,
+ * active high, to CPU 0 at INTX_VECTOR; head.S reads the device's ISR
+ * (intx_isr), counts in intxs and EOIs. Returns the pin, or -1. */
+#define INTX_VECTOR 0x32
+extern volatile uint64_t intxs;
+extern volatile uint8_t *volatile intx_isr;
+int ioapic_route(struct vdev *d, int on);
 /* Offer the chain starting at q->desc[0] to the device. */
 void vq_add(struct vq *q);
 /* Wait for the device to use it: bytes written, or -1 on timeout. */
