@@ -68,6 +68,9 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     check_eq "kvm kernel-irqchip=off: same output as emu" "$(cat "$T/emu.out")" "$(cat "$T/off.out")"
     check_eq "kvm kernel-irqchip=off: the board's APICs, no irqfd, the MSIs injected" "1/0/1" \
         "$(grep -c 'kvm: irqchip off: the board' "$T/off.err")/$(stat off irqfds)/$(test "$(stat off KVM_INTERRUPT)" -ge 15 && echo 1)"
+    run moff "$QUOKKA" -machine pc,kernel_irqchip=off -accel kvm -d int
+    check_eq "-machine kernel_irqchip=off: the board's APICs, same output" "1/0" \
+        "$(grep -c 'kvm: irqchip off: the board' "$T/moff.err")/$(cat "$T/moff.rc")"
     timeout 10 "$QUOKKA" -accel kvm,kernel-irqchip=on -nographic -m 16 >"$T/on.out" 2>&1 </dev/null
     check_eq "kvm kernel-irqchip=on: refused, saying why" "1/1" \
         "$?/$(grep -c 'kernel-irqchip=on: kvm offers split or off' "$T/on.out")"
