@@ -12,7 +12,8 @@
 #define TSSSEL 0x40
 #define MSI_VECTOR 0x31                      /* testguest/virtio.h says the same */
 #define INTX_VECTOR 0x32
-#define IDT_ENTRIES (INTX_VECTOR + 1)
+#define APIC_TIMER_VECTOR 0x33
+#define IDT_ENTRIES (APIC_TIMER_VECTOR + 1)
 
     .section .head, "ax"
     .code32
@@ -92,6 +93,9 @@ entry64:
     mov     $idt + INTX_VECTOR * 16, %edi
     mov     $intx, %eax
     call    set_gate
+    mov     $idt + APIC_TIMER_VECTOR * 16, %edi
+    mov     $apic_tick, %eax
+    call    set_gate
     lidt    idt_ptr
     mov     $0xff, %al                       /* a BIOS may have left IRQ0 open at vector 8 */
     out     %al, $0x21
@@ -148,6 +152,15 @@ intx:
     pop     %rax
     iretq
 
+/* The local APIC's timer. */
+apic_tick:
+    incq    apic_ticks(%rip)
+    push    %rax
+    mov     $0xfee000b0, %eax
+    movl    $0, (%rax)
+    pop     %rax
+    iretq
+
 /* Interrupt gate at %rdi to handler %eax (below 4 GiB), DPL0. */
 set_gate:
     mov     %ax, (%rdi)
@@ -189,8 +202,9 @@ gdt_ptr32:
 idt_ptr:
     .word   IDT_ENTRIES * 16 - 1
     .quad   idt
-    .globl  ticks, msis, intxs, intx_isr, boot_params, pdpt
+    .globl  ticks, apic_ticks, msis, intxs, intx_isr, boot_params, pdpt
 ticks:  .quad 0
+apic_ticks: .quad 0
 msis:   .quad 0
 intxs:  .quad 0
 intx_isr: .quad 0
