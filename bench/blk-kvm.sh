@@ -4,10 +4,11 @@
 # guest (testguest/, blkbench=MIB) reads then writes the first MIB MiB of
 # a raw image sequentially through virtio-blk with cache=none, polling
 # the used ring at CPL3; the host does the same I/O on the same file with
-# dd and O_DIRECT, in the same request size (1 MiB, one in flight, as dd
-# does). The guest's phases are timed as their marker lines arrive on the
-# serial port. Host and guest runs alternate, BLKK_RUNS rounds; best and
-# median MB/s of each, and guest/host of the best.
+# O_DIRECT: fio with io_uring (what Quokka's block layer uses) at the
+# guest's depth, or dd (one in flight) without fio. 1 MiB requests. The
+# guest's phases are timed as their marker lines arrive on the serial
+# port. Host and guest runs alternate, BLKK_RUNS rounds; best and median
+# MB/s of each, and guest/host of both.
 #
 #   bench/blk-kvm.sh    (BUILD=build; BLKK_MIB=256; BLKK_RUNS=5; BLKK_DEPTH=1)
 set -u
@@ -27,12 +28,20 @@ trap 'rm -rf "$W"' EXIT
 dd if=/dev/urandom of="$W/disk.raw" bs=1M count="$MIB" status=none || exit 1
 
 python3 - "$RUNS" "$MIB" "$DEPTH" "$G" "$Q" "$W/disk.raw" <<'PY'
-import statistics, subprocess, sys, time
+import json, shutil, statistics, subprocess, sys, time
 runs, mib, depth, guest, quokka, disk = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
                                          sys.argv[4], sys.argv[5], sys.argv[6])
 size = mib << 20
 
+fio = shutil.which("fio")
+
 def host(kind):
+    if fio:
+        out = subprocess.run([fio, "--name=h", "--filename=" + disk, "--rw=" + kind, "--bs=1M",
+                              "--size=%dM" % mib, "--direct=1", "--ioengine=io_uring",
+                              "--iodepth=%d" % depth, "--output-format=json"],
+                             check=True, capture_output=True).stdout
+        return json.loads(out)["jobs"][0][kind]["bw_bytes"] / 1e6
     io = (["if=" + disk, "of=/dev/null", "iflag=direct"] if kind == "read" else
           ["if=/dev/zero", "of=" + disk, "oflag=direct", "conv=notrunc"])
     t0 = time.monotonic()
@@ -65,7 +74,8 @@ for _ in range(runs):
     res["guest read"].append(r)
     res["guest write"].append(w)
     res["host write"].append(host("write"))
-print("%d MiB sequential, 1 MiB requests, guest depth %d, %d rounds" % (mib, depth, runs))
+print("%d MiB sequential, 1 MiB requests, depth %d, %d rounds; host: %s" %
+      (mib, depth, runs, "fio io_uring" if fio else "dd"))
 print("%-12s %10s %10s" % ("MB/s", "best", "median"))
 for k, v in res.items():
     print("%-12s %10.0f %10.0f" % (k, max(v), statistics.median(v)))

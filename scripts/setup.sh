@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
       libslirp-dev libglib2.0-dev
       qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs
       libnbd-bin python3 iproute2
-      nftables dnsmasq-base iperf3 curl"
+      nftables dnsmasq-base iperf3 curl fio"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
