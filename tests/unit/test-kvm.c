@@ -163,6 +163,9 @@ static void test_cpuid_models(void **state)
     for (unsigned i = 0; i < s.h.nent; i++)
         if (s.e[i].function == 7 && s.e[i].index == 0)
             assert_int_equal(leaf(a, -1, 7).ebx, s.e[i].ebx);  /* host keeps everything */
+    if (a->irq.mode == KVM_IRQCHIP_SPLIT &&                    /* the kernel's APIC has it */
+        ioctl(a->kvm, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+        assert_int_not_equal(leaf(a, -1, 1).ecx & (1u << 24), 0);
     unmake(&r, a);
 
     err = (struct error){0};

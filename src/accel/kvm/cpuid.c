@@ -211,6 +211,7 @@ int kvm_cpuid_load(struct accel *a, struct error *err)
     }
     memcpy(sup, a->cpuid, sz);
     bool split = a->irq.mode == KVM_IRQCHIP_SPLIT;
+    bool tscdl = ioctl(a->kvm, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (unsigned i = 0; i < a->cpuid->nent; i++) {
         struct kvm_cpuid_entry2 *e = &a->cpuid->entries[i];
         apply_model(e, m);
@@ -218,6 +219,8 @@ int kvm_cpuid_load(struct accel *a, struct error *err)
             e->ecx &= ~B(21);                    /* x2APIC */
             if (!split)
                 e->ecx &= ~B(24);                /* TSC-deadline: the board's APIC lacks it */
+            else if (m->l1c == ~0u && tscdl)
+                e->ecx |= B(24);                 /* host/max: KVM emulates it, as QEMU's host */
             e->ecx |= B(31);                     /* running under a hypervisor */
             e->edx |= B(9);                      /* a local APIC */
         }
