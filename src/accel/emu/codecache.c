@@ -143,6 +143,7 @@ static struct x86_block *cc_alloc(struct x86_cpu *cpu, struct x86_code_cache *cc
         cc->used = 0;
         x86_jit_reset(cc->jit);  /* translations call into the blocks */
         cpu->jc_gen++;          /* the jump cache points into the arena */
+        cpu->cc_gen++;
     }
     return (struct x86_block *)(cc->arena + cc->used);
 }

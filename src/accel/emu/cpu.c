@@ -186,6 +186,7 @@ struct x86_cpu *x86_cpu_new(struct x86_emu *emu, int index, bool bsp, const stru
     cpu->bus = *bus;
     cpu->is_bsp = bsp;
     cpu->jc_gen = 1;                  /* no jump cache entry matches the zeroed table */
+    cpu->cc_gen = 1;
     const char *jt = getenv("QUOKKA_JIT_THRESHOLD");
     cpu->jit_threshold = jt ? atoi(jt) : X86_JIT_THRESHOLD;
     pthread_mutex_init(&cpu->lock, NULL);
@@ -349,10 +350,18 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
         else
             slot = prev->succ_la[0] != X86_TLB_INVALID;
     }
-    if (!b) {
-        struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
-        if (j->la == la && j->key == key)
+    struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
+    if (!b && j->la == la) {
+        if (j->key == key) {
             b = j->b;
+        } else if (j->cc_gen == cpu->cc_gen && (j->key & 7) == (key & 7)) {
+            /* the TLB was flushed since: still the same physical code? */
+            const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
+            if (e->tag_x == (la & ~0xfffull) && e->pa == (j->b->pa & ~0xfffull)) {
+                j->key = key;
+                b = j->b;
+            }
+        }
     }
     /* the page's generation: skip the shared load while on a page just checked */
     if (b && (b->genp != cpu->last_genp || b->gen != cpu->last_gen)) {
@@ -378,20 +387,25 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
             x86_log(cpu, X86_LOG_EXEC, "block %#llx (pa %#llx) rsp %#llx rax %#llx",
                     (unsigned long long)cpu->rip, (unsigned long long)pa,
                     (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
-        uint64_t gen_before = cpu->jc_gen;
-        b = x86_cc_lookup(cpu, pa, mode, host_page);
-        cpu->stat_jc_miss++;
-        if (!b) {
-            exec_uncached(cpu, la, host_page);
-            return NULL;
+        if (j->la == la && j->cc_gen == cpu->cc_gen && (j->key & 7) == (key & 7) &&
+            j->b->pa == pa && atomic_load_explicit(j->b->genp, memory_order_relaxed) == j->b->gen) {
+            b = j->b;           /* mapped again after a flush: no need to search */
+        } else {
+            uint64_t gen_before = cpu->jc_gen;
+            b = x86_cc_lookup(cpu, pa, mode, host_page);
+            cpu->stat_jc_miss++;
+            if (!b) {
+                exec_uncached(cpu, la, host_page);
+                return NULL;
+            }
+            if (cpu->jc_gen != gen_before)
+                prev = NULL;                 /* the arena was recycled under prev */
         }
-        if (cpu->jc_gen != gen_before)
-            prev = NULL;                 /* the arena was recycled under prev */
         key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
-        struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
         j->la = la;
         j->key = key;
         j->b = b;
+        j->cc_gen = cpu->cc_gen;
         cpu->last_genp = b->genp;
         cpu->last_gen = b->gen;
     }
@@ -407,13 +421,18 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
 static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
 {
     struct x86_block *prev = NULL;
+    cpu->jit_nochain = stepping;
     for (;;) {
+        /* translated code that left by a chainable exit, if nothing ran since */
+        uint8_t *exit_site = cpu->jit_exit_site;
+        cpu->jit_exit_site = NULL;
         if (cpu->icount >= end)
             return RUN_CONTINUE;
         bool shadow = cpu->intr_shadow;
         cpu->intr_shadow = false;
         if (X86_UNLIKELY(atomic_load_explicit(&cpu->events, memory_order_relaxed) || cpu->halted ||
                          cpu->wait_sipi)) {
+            exit_site = NULL;
             cpu->last_genp = NULL;
             int r = handle_events(cpu, shadow);
             if (r == RUN_EXIT)
@@ -450,6 +469,8 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         if (X86_LIKELY(end - cpu->icount >= n)) {
             x86_jit_fn *code = x86_cc_jit(cpu, b);
             if (code) {
+                if (exit_site && cpu->jit_exit_la == la)
+                    x86_jit_chain(exit_site, code);
                 cpu->icount += code(cpu);
                 if (cpu->block_end) {
                     cpu->last_genp = NULL;

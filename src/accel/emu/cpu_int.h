@@ -189,6 +189,7 @@ struct x86_lazy {
 #define X86_TLB_SIZE (1u << X86_TLB_BITS)
 #define X86_ITLB_SIZE 256u      /* instruction fetch has its own, so code and data never evict each other */
 #define X86_TLB_INVALID 1ull    /* never equal to a page-aligned address */
+#define X86_TLB_LOCAL_MAX 256u
 struct x86_tlb_entry {
     uint64_t tag_r, tag_w, tag_x;
     uintptr_t addend;
@@ -205,6 +206,7 @@ struct x86_code_cache;
 struct x86_jc_entry {
     uint64_t la, key;
     struct x86_block *b;
+    uint64_t cc_gen;        /* b is alive while this is the CPU's cc_gen */
 };
 
 struct x86_cpu {
@@ -226,6 +228,10 @@ struct x86_cpu {
     uint64_t segbase[8];
     struct x86_tlb_entry tlb[2][X86_TLB_SIZE];    /* data: tag_r, tag_w */
     struct x86_tlb_entry itlb[2][X86_ITLB_SIZE];  /* fetch: tag_x */
+    /* pages filled from non-global mappings since the last flush (the count
+     * may exceed the array: then a CR3 write flushes everything) */
+    uint64_t tlb_local[X86_TLB_LOCAL_MAX];
+    unsigned tlb_nlocal;
 
     uint64_t cr0, cr2, cr3, cr4, efer;     /* XCR0 is fpu.xcr0 */
     uint64_t gdt_base, idt_base;
@@ -262,7 +268,11 @@ struct x86_cpu {
     uint64_t code_epoch;      /* emu->code_epoch last seen (write-tag flush) */
     _Atomic uint64_t *code_epoch_p;
     uint64_t jc_gen;
+    uint64_t cc_gen;          /* code cache recycles (blocks freed) */
     int jit_threshold;        /* runs before a block is translated; -1: never */
+    uint32_t jit_nochain;     /* nonzero: translated blocks must not jump to each other */
+    uint8_t *jit_exit_site;   /* the chainable exit the last translated code left by ... */
+    uint64_t jit_exit_la;     /* ... and where it was going */
     _Atomic uint32_t *last_genp;  /* code page generation last validated ... */
     uint32_t last_gen;            /* ... and its value */
     struct x86_jc_entry jc[X86_JC_SIZE];
@@ -391,6 +401,8 @@ static inline void x86_write(struct x86_cpu *cpu, uint64_t la, uint64_t val, uns
 /* MMU (mmu.c). */
 void x86_tlb_flush(struct x86_cpu *cpu);
 void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la);
+/* CR3 write: drop what non-global mappings filled. */
+void x86_tlb_flush_local(struct x86_cpu *cpu);
 /* Walk the page tables for la: 0 and *pa, or the #PF error code | (1<<31). */
 int64_t x86_mmu_walk(struct x86_cpu *cpu, uint64_t la, int access, bool user, uint64_t *pa,
                      bool set_ad);

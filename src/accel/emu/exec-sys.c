@@ -362,7 +362,7 @@ void x86_set_cr(struct x86_cpu *cpu, int n, uint64_t v)
     case 3:
         cpu->cr3 = v & ~0xfe7ull & ((1ull << 52) - 1);
         cpu->cr3 = v & 0x000ffffffffff018ull;
-        x86_tlb_flush(cpu);
+        x86_tlb_flush_local(cpu);
         break;
     case 4:
         if (v & ~CR4_OK)

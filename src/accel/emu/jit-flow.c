@@ -8,11 +8,9 @@ static bool t_jcc(struct jit_tr *t, const struct x86_insn *in)
         return false;           /* IP truncated to 16 bits: the interpreter */
     unsigned cc = jit_cond(t, in->op & 15);
     uint8_t *taken = jit_jcc(&t->b, cc);
-    jit_set_rip(t, 0);
-    jit_leave(t, t->idx + 1);
+    jit_exit_to(t, 0);
     jit_patch(&t->b, taken, t->b.p);
-    jit_set_rip(t, (int64_t)in->imm);
-    jit_leave(t, t->idx + 1);
+    jit_exit_to(t, (int64_t)in->imm);
     t->ends_block = true;
     return true;
 }
@@ -21,8 +19,7 @@ static bool t_jmp(struct jit_tr *t, const struct x86_insn *in)
 {
     if (in->osz == 2)
         return false;
-    jit_set_rip(t, (int64_t)in->imm);
-    jit_leave(t, t->idx + 1);
+    jit_exit_to(t, (int64_t)in->imm);
     t->ends_block = true;
     return true;
 }
@@ -43,8 +40,7 @@ static bool t_call(struct jit_tr *t, const struct x86_insn *in)
     jit_lea(&t->b, JR_RAX, jit_m(JR_R12, (int32_t)t->next));
     jit_store(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
     jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
-    jit_set_rip(t, (int64_t)in->imm);
-    jit_leave(t, t->idx + 1);
+    jit_exit_to(t, (int64_t)in->imm);
     t->ends_block = true;
     return true;
 }

@@ -185,13 +185,54 @@ void jit_set_rip(struct jit_tr *t, int64_t rel)
     jit_store(&t->b, 8, JR_RAX, JIT_CPU(rip));
 }
 
-void jit_leave(struct jit_tr *t, unsigned count)
+static void epilogue(struct jit_tr *t)
 {
-    jit_mov_imm(&t->b, JR_RAX, count);
+    jit_pop(&t->b, JR_R15);
+    jit_pop(&t->b, JR_R14);
     jit_pop(&t->b, JR_R13);
     jit_pop(&t->b, JR_R12);
     jit_pop(&t->b, JR_RBX);
     jit_ret(&t->b);
+}
+
+void jit_leave(struct jit_tr *t, unsigned count)
+{
+    jit_lea(&t->b, JR_RAX, jit_m(JR_R14, (int32_t)count));
+    epilogue(t);
+}
+
+/* Bytes of the prologue before the chain entry (the same for every block). */
+#define JIT_PROLOGUE_LEN 22
+
+void jit_exit_to(struct jit_tr *t, int64_t rel)
+{
+    struct jit_buf *b = &t->b;
+    int64_t target = (int64_t)(t->blk->pa & 0xfff) + t->next + rel;
+    if (target < 0 || target >= 4096) {
+        jit_set_rip(t, rel);
+        jit_leave(t, t->idx + 1);
+        return;
+    }
+    jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
+    jit_lea(b, JR_R12, jit_m(JR_R12, (int32_t)(t->next + rel)));
+    jit_load(b, 4, JR_RAX, JIT_CPU(events));
+    jit_alu_rm(b, 4, JALU_OR, JR_RAX, JIT_CPU(jit_nochain));
+    uint8_t *pending = jit_jcc(b, JCC_NE);
+    uint8_t *site = jit_jmp(b);
+    jit_patch(b, pending, b->p);
+    jit_patch(b, site, b->p);
+    jit_store(b, 8, JR_R12, JIT_CPU(rip));
+    jit_store(b, 8, JR_R12, JIT_CPU(jit_exit_la));
+    jit_mov_imm(b, JR_RAX, (uint64_t)(uintptr_t)site);
+    jit_store(b, 8, JR_RAX, JIT_CPU(jit_exit_site));
+    jit_mov_rr(b, 4, JR_RAX, JR_R14);
+    epilogue(t);
+}
+
+void x86_jit_chain(uint8_t *site, x86_jit_fn *code)
+{
+    int32_t rel = (int32_t)((uint8_t *)(void *)code + JIT_PROLOGUE_LEN - (site + 4));
+    memcpy(site, &rel, 4);
 }
 
 /* ---- translation ---------------------------------------------------------- */
@@ -260,10 +301,8 @@ static void translate_insn(struct jit_tr *t, const struct x86_insn *in, bool las
         uint8_t *resume = t->ends_block ? NULL : t->b.p;
         for (unsigned s = first_stub; s < t->nstub; s++)
             t->stub[s].resume = resume;
-        if (last && !t->ends_block) {
-            jit_set_rip(t, 0);
-            jit_leave(t, t->idx + 1);
-        }
+        if (last && !t->ends_block)
+            jit_exit_to(t, 0);
         return;
     }
     t->nstub = first_stub;      /* a template that gave up emitted nothing */
@@ -300,6 +339,10 @@ static void emit_tail(struct jit_tr *t)
         jit_patch(b, t->exit_site[e], b->p);
         jit_leave(t, t->exit_count[e]);
     }
+    jit_patch(b, t->stale, b->p);
+    jit_store(b, 8, JR_R12, JIT_CPU(rip));
+    jit_mov_rr(b, 4, JR_RAX, JR_R14);
+    epilogue(t);
 }
 
 x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, unsigned user)
@@ -323,9 +366,19 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
 
     jit_push(&t->b, JR_RBX);
     jit_push(&t->b, JR_R12);
-    jit_push(&t->b, JR_R13);                 /* also keeps calls 16-byte aligned */
+    jit_push(&t->b, JR_R13);
+    jit_push(&t->b, JR_R14);
+    jit_push(&t->b, JR_R15);                 /* five pushes keep calls 16-byte aligned */
     jit_mov_rr(&t->b, 8, JR_RBX, JR_RDI);
     jit_load(&t->b, 8, JR_R12, JIT_CPU(rip));
+    jit_alu_rr(&t->b, 4, JALU_XOR, JR_R14, JR_R14);
+    if (t->b.p - start != JIT_PROLOGUE_LEN)
+        abort();                             /* x86_jit_chain relies on it */
+    /* chain entry: is the block's code still what was translated? */
+    jit_mov_imm(&t->b, JR_RAX, (uint64_t)(uintptr_t)blk->genp);
+    jit_op_m(&t->b, 4, 0x81, JALU_CMP, jit_m(JR_RAX, 0));
+    jit_u32(&t->b, blk->gen);
+    t->stale = jit_jcc(&t->b, JCC_NE);
     uint32_t off = 0;
     for (unsigned i = 0; i < blk->n; i++) {
         const struct x86_insn *in = &blk->insn[i];

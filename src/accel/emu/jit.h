@@ -31,6 +31,10 @@ void x86_jit_reset(struct x86_jit *jit);
  * recycles the code cache). */
 x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *b, unsigned user);
 
+/* Make the chainable exit at `site` (cpu->jit_exit_site) jump straight
+ * into translated block `code`. */
+void x86_jit_chain(uint8_t *site, x86_jit_fn *code);
+
 /* No room left for another block: recycle the code cache. */
 bool x86_jit_full(const struct x86_jit *jit);
 

@@ -3,10 +3,19 @@
  *
  * Register use in translated code: RBX holds the struct x86_cpu pointer,
  * R12 the guest RIP of the block's first instruction (so an instruction's
- * RIP is R12 + a constant); RAX, RCX, RDX, RSI, RDI are scratch, with RSI
- * the linear address and RDI the host address of a memory operand after
- * the TLB lookup. Guest registers live in cpu->gpr[] and are used as host
- * memory operands. */
+ * RIP is R12 + a constant), R14 the instructions retired by the blocks
+ * chained before this one; R13 is a scratch register that survives calls;
+ * RAX, RCX, RDX, RSI, RDI are scratch, with RSI the linear address and RDI
+ * the host address of a memory operand after the TLB lookup. Guest
+ * registers live in cpu->gpr[] and are used as host memory operands.
+ *
+ * Chaining: an exit to a constant address on the same guest page first
+ * sets up R12/R14 for the target, then jumps through a patchable rel32
+ * that starts out pointing at the exit path; the run loop patches it to the
+ * target's chain entry once that block is translated. Same-page targets
+ * stay valid under any mapping the source block runs from. The chain entry
+ * checks the target's code generation; the patched jump is taken only
+ * while no event (interrupt, kick) is pending. */
 #ifndef QUOKKA_ACCEL_EMU_JIT_INT_H
 #define QUOKKA_ACCEL_EMU_JIT_INT_H
 
@@ -38,6 +47,7 @@ struct jit_tr {
     bool hf;                    /* ... and after it (set by templates) */
     bool ends_block;            /* the template set cpu->rip and left */
     int known_op, known_size;   /* lazy-flags record known at this point, -1 if not */
+    uint8_t *stale;             /* the block's page changed: leave before running any of it */
     struct jit_stub stub[2 * X86_BLOCK_MAX];
     unsigned nstub;
     uint8_t *exit_site[2 * X86_BLOCK_MAX];
@@ -79,9 +89,13 @@ struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size
 void jit_lf(struct jit_tr *t, unsigned op, unsigned size, unsigned a, unsigned b, unsigned res);
 /* Leave a condition in host flags; returns the host condition code to test. */
 unsigned jit_cond(struct jit_tr *t, unsigned cc);
-/* cpu->rip = R12 + off (+ rel); then return `count` retired instructions. */
+/* cpu->rip = R12 + next (+ rel); then return `count` retired instructions. */
 void jit_set_rip(struct jit_tr *t, int64_t rel);
 void jit_leave(struct jit_tr *t, unsigned count);
+/* Leave for the instruction at R12 + next + rel, after t->idx + 1
+ * instructions. When it is on the block's page, the exit can later be
+ * patched to jump straight into that block's translation. */
+void jit_exit_to(struct jit_tr *t, int64_t rel);
 
 /* Write a result in `reg` to a destination: a 32-bit write to a guest
  * register clears its upper half (reg must hold the zero-extended value). */

@@ -8,6 +8,7 @@
 void x86_tlb_flush(struct x86_cpu *cpu)
 {
     cpu->jc_gen++;
+    cpu->tlb_nlocal = 0;
     for (int u = 0; u < 2; u++) {
         for (unsigned i = 0; i < X86_TLB_SIZE; i++) {
             struct x86_tlb_entry *e = &cpu->tlb[u][i];
@@ -20,15 +21,34 @@ void x86_tlb_flush(struct x86_cpu *cpu)
     }
 }
 
-void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la)
+static void invalidate_page(struct x86_cpu *cpu, uint64_t la)
 {
-    cpu->jc_gen++;
     for (int u = 0; u < 2; u++) {
         struct x86_tlb_entry *e = &cpu->tlb[u][(la >> 12) & (X86_TLB_SIZE - 1)];
         e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
         e = &cpu->itlb[u][(la >> 12) & (X86_ITLB_SIZE - 1)];
         e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
     }
+}
+
+void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la)
+{
+    cpu->jc_gen++;
+    invalidate_page(cpu, la);
+}
+
+/* A CR3 write: only entries filled from non-global mappings go (the list
+ * of them, or everything once the list overflowed). */
+void x86_tlb_flush_local(struct x86_cpu *cpu)
+{
+    if (cpu->tlb_nlocal > X86_TLB_LOCAL_MAX) {
+        x86_tlb_flush(cpu);
+        return;
+    }
+    cpu->jc_gen++;
+    for (unsigned i = 0; i < cpu->tlb_nlocal; i++)
+        invalidate_page(cpu, cpu->tlb_local[i]);
+    cpu->tlb_nlocal = 0;
 }
 
 static inline struct x86_tlb_entry *tlb_slot(struct x86_cpu *cpu, uint64_t la, unsigned access,
@@ -58,6 +78,7 @@ static _Atomic uint32_t *pte_ptr32(struct x86_cpu *cpu, uint64_t pa)
 #define PTE_A 0x20ull
 #define PTE_D 0x40ull
 #define PTE_PS 0x80ull
+#define PTE_G 0x100ull
 #define PTE_NX (1ull << 63)
 #define ADDR_MASK 0x000ffffffffff000ull
 
@@ -65,6 +86,7 @@ struct walk {
     uint64_t pa;            /* physical address of la */
     bool w, u, nx;          /* effective permissions */
     bool dirty;             /* leaf D bit (after setting) */
+    bool global;            /* leaf G bit with CR4.PGE: survives CR3 writes */
 };
 
 static int64_t fault(unsigned access, bool user, bool present, bool rsvd)
@@ -135,6 +157,7 @@ static int64_t walk64(struct x86_cpu *cpu, uint64_t la, unsigned access, bool us
         }
     }
     w->dirty = (e & PTE_D) || (set_ad && access == X86_ACC_W);
+    w->global = (e & PTE_G) && (cpu->cr4 & X86_CR4_PGE);
     return 0;
 }
 
@@ -178,6 +201,7 @@ static int64_t walk32(struct x86_cpu *cpu, uint64_t la, unsigned access, bool us
         }
     }
     w->dirty = (e & PTE_D) || (set_ad && access == X86_ACC_W);
+    w->global = (e & PTE_G) && (cpu->cr4 & X86_CR4_PGE);
     return 0;
 }
 
@@ -187,7 +211,7 @@ static int64_t walk(struct x86_cpu *cpu, uint64_t la, unsigned access, bool user
     if (!(cpu->cr0 & X86_CR0_PG)) {
         w->pa = la;
         w->w = w->u = w->dirty = true;
-        w->nx = false;
+        w->nx = w->global = false;
         return 0;
     }
     if (cpu->efer & X86_EFER_LMA)
@@ -229,6 +253,11 @@ struct x86_tlb_entry *x86_tlb_fill(struct x86_cpu *cpu, uint64_t la, unsigned ac
     uint64_t page = la & ~0xfffull, pa = w.pa & ~0xfffull;
     struct x86_tlb_entry *e = tlb_slot(cpu, la, access, user);
     uint8_t *host = cpu->bus.ram_page(cpu->bus.opaque, pa);
+    if (!w.global) {
+        if (cpu->tlb_nlocal < X86_TLB_LOCAL_MAX)
+            cpu->tlb_local[cpu->tlb_nlocal] = page;
+        cpu->tlb_nlocal++;
+    }
     e->pa = pa;
     e->tag_r = e->tag_w = e->tag_x = X86_TLB_INVALID;
     if (host && access == X86_ACC_X) {
