@@ -43,7 +43,7 @@ struct cd {
     struct cd_state *host_state;     /* aligned buffers used by the host stub */
 };
 
-static uint64_t cd_rand(struct cd *h)
+static inline uint64_t cd_rand(struct cd *h)
 {
     h->rng ^= h->rng << 13;
     h->rng ^= h->rng >> 7;
@@ -52,7 +52,7 @@ static uint64_t cd_rand(struct cd *h)
 }
 
 /* Operand values with the edge cases flags care about. */
-static uint64_t cd_rand_val(struct cd *h)
+static inline uint64_t cd_rand_val(struct cd *h)
 {
     static const uint64_t edge[] = {
         0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
@@ -74,14 +74,14 @@ static uint8_t *cd_ram_page(void *opaque, uint64_t gpa)
     return gpa < CD_RAM_SIZE ? h->ram + (gpa & ~0xfffull) : NULL;
 }
 
-static uint64_t cd_mmio_read(void *opaque, uint64_t gpa, unsigned size) { return ~0ull; }
-static void cd_mmio_write(void *opaque, uint64_t gpa, uint64_t val, unsigned size) {}
+static inline uint64_t cd_mmio_read(void *opaque, uint64_t gpa, unsigned size) { return ~0ull; }
+static inline void cd_mmio_write(void *opaque, uint64_t gpa, uint64_t val, unsigned size) {}
 static uint32_t cd_pio_in(void *opaque, uint16_t port, unsigned size) { return ~0u; }
-static void cd_pio_out(void *opaque, uint16_t port, uint32_t val, unsigned size) {}
-static int cd_ack(void *opaque) { return -1; }
-static void cd_shutdown(void *opaque) {}
+static inline void cd_pio_out(void *opaque, uint16_t port, uint32_t val, unsigned size) {}
+static inline int cd_ack(void *opaque) { return -1; }
+static inline void cd_shutdown(void *opaque) {}
 
-static int cd_init(struct cd *h, uint64_t seed)
+static inline int cd_init(struct cd *h, uint64_t seed)
 {
     memset(h, 0, sizeof(*h));
     h->rng = seed | 1;
@@ -110,7 +110,7 @@ static int cd_init(struct cd *h, uint64_t seed)
     return h->cpu ? 0 : -1;
 }
 
-static void cd_fini(struct cd *h)
+static inline void cd_fini(struct cd *h)
 {
     x86_cpu_free(h->cpu);
     x86_emu_free(h->emu);
@@ -136,7 +136,7 @@ static uint8_t *cd_emit_rdi(uint8_t *p, uint8_t op, unsigned r, uint32_t disp)
     return p + 4;
 }
 
-static void cd_build_stub(struct cd *h, const uint8_t *code, size_t n)
+static inline void cd_build_stub(struct cd *h, const uint8_t *code, size_t n)
 {
     uint8_t *p = h->jit;
     const uint32_t g = offsetof(struct cd_state, gpr), fl = offsetof(struct cd_state, rflags);
@@ -163,7 +163,7 @@ static void cd_build_stub(struct cd *h, const uint8_t *code, size_t n)
     p = cd_emit(p, "\x41\x5f\x41\x5e\x41\x5d\x41\x5c\x5d\x5b\xc3", 11);
 }
 
-static void cd_run_host(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
+static inline void cd_run_host(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
                         unsigned ptrs)
 {
     struct cd_state *hs = h->host_state;
@@ -181,13 +181,13 @@ static void cd_run_host(struct cd *h, const uint8_t *code, size_t n, struct cd_s
 
 /* ---- emulator side ---- */
 
-static struct x86_seg cd_seg(uint16_t sel, uint16_t attr)
+static inline struct x86_seg cd_seg(uint16_t sel, uint16_t attr)
 {
     return (struct x86_seg){ .sel = sel, .base = 0, .limit = 0xffffffff, .attr = attr };
 }
 
 /* Flat 64-bit CPL0 state; callers adjust fields before x86_cpu_set_regs. */
-static void cd_regs64(struct x86_regs *r)
+static inline void cd_regs64(struct x86_regs *r)
 {
     memset(r, 0, sizeof(*r));
     r->cs = cd_seg(0x08, 0xa09b);
@@ -203,7 +203,7 @@ static void cd_regs64(struct x86_regs *r)
 }
 
 /* Runs code + HLT; returns 0 or the exception vector raised. */
-static int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
+static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
                       unsigned ptrs)
 {
     struct x86_regs r;

@@ -26,6 +26,12 @@ void x86_cpu_set_jit(struct x86_cpu *cpu, int threshold)
     cpu->jit_threshold = threshold;
 }
 
+void x86_cpu_stats(const struct x86_cpu *cpu, uint64_t *insns, uint64_t *dispatches)
+{
+    *insns = cpu->icount;
+    *dispatches = cpu->stat_blocks;
+}
+
 void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask)
 {
     cpu->log_mask = mask | (getenv("QUOKKA_CPU_TRACE") ? X86_LOG_EXEC | X86_LOG_INT : 0);

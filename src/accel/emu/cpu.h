@@ -125,5 +125,8 @@ void x86_cpu_set_log(struct x86_cpu *cpu, unsigned mask);
  * translates, 0 translates at the first run. */
 #define X86_JIT_THRESHOLD 4
 void x86_cpu_set_jit(struct x86_cpu *cpu, int threshold);
+/* Instructions retired, and how often the run loop picked a block (a
+ * translated block that jumps straight to the next counts once). */
+void x86_cpu_stats(const struct x86_cpu *cpu, uint64_t *insns, uint64_t *dispatches);
 
 #endif

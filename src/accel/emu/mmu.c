@@ -5,9 +5,12 @@
 #include "accel/emu/decode.h"
 #include "accel/emu/mmu.h"
 
+/* Every flush also ends the block: translated code must not chain on to
+ * the next block under a mapping that may have changed. */
 void x86_tlb_flush(struct x86_cpu *cpu)
 {
     cpu->jc_gen++;
+    cpu->block_end = true;
     cpu->tlb_nlocal = 0;
     for (int u = 0; u < 2; u++) {
         for (unsigned i = 0; i < X86_TLB_SIZE; i++) {
@@ -34,6 +37,7 @@ static void invalidate_page(struct x86_cpu *cpu, uint64_t la)
 void x86_tlb_flush_page(struct x86_cpu *cpu, uint64_t la)
 {
     cpu->jc_gen++;
+    cpu->block_end = true;
     invalidate_page(cpu, la);
 }
 
@@ -46,6 +50,7 @@ void x86_tlb_flush_local(struct x86_cpu *cpu)
         return;
     }
     cpu->jc_gen++;
+    cpu->block_end = true;
     for (unsigned i = 0; i < cpu->tlb_nlocal; i++)
         invalidate_page(cpu, cpu->tlb_local[i]);
     cpu->tlb_nlocal = 0;
