@@ -80,7 +80,8 @@ int net_bridge_run_helper(const char *helper, const char *br, struct error *err)
         int fd = dup(sv[1]);               /* without CLOEXEC */
         snprintf(fdarg, sizeof(fdarg), "--fd=%d", fd);
         snprintf(brarg, sizeof(brarg), "--br=%s", br);
-        execlp(helper, helper, brarg, fdarg, (char *)NULL);
+        /* --use-vnet as QEMU passes it: the tap then carries virtio headers */
+        execlp(helper, helper, "--use-vnet", brarg, fdarg, (char *)NULL);
         fprintf(stderr, "failed to execute helper %s: %s\n", helper, strerror(errno));
         _exit(127);
     }

@@ -104,11 +104,20 @@ static ssize_t queue_frame(struct net_client *to, const struct iovec *iov, int n
     return 0;
 }
 
+bool net_client_use_vnet_hdr(struct net_client *nc)
+{
+    struct net_client *p = nc->peer;
+    if (!p || !p->vnet_hdr_capable)
+        return false;
+    nc->vnet_hdr = p->vnet_hdr = true;
+    return true;
+}
+
 ssize_t net_send(struct net_client *nc, const struct iovec *iov, int n)
 {
     struct net_client *to = nc->peer;
-    size_t len = iov_size(iov, n);
-    if (!to || nc->link_down || to->link_down || len > NET_MAX_FRAME || len < 14) {
+    size_t len = iov_size(iov, n), hdr = nc->vnet_hdr ? NET_VNET_HDR_LEN : 0;
+    if (!to || nc->link_down || to->link_down || len > NET_MAX_FRAME + hdr || len < 14 + hdr) {
         nc->dropped++;
         return -EINVAL;
     }
@@ -116,6 +125,8 @@ ssize_t net_send(struct net_client *nc, const struct iovec *iov, int n)
     if (to->q_head || (to->ops->can_receive && !to->ops->can_receive(to)))
         return queue_frame(to, iov, n, len);
     ssize_t r = to->ops->receive(to, iov, n);
+    if (r == -ENOBUFS)
+        return queue_frame(to, iov, n, len);
     if (r < 0)
         to->dropped++;
     else
@@ -133,12 +144,15 @@ void net_client_ready(struct net_client *nc)
 {
     while (nc->q_head && (!nc->ops->can_receive || nc->ops->can_receive(nc))) {
         struct net_frame *f = nc->q_head;
+        struct iovec v = { f->data, f->len };
+        ssize_t r = nc->ops->receive(nc, &v, 1);
+        if (r == -ENOBUFS)
+            return;                    /* not enough room yet: it stays first */
         nc->q_head = f->next;
         if (!nc->q_head)
             nc->q_tail = NULL;
         nc->q_len--;
-        struct iovec v = { f->data, f->len };
-        if (nc->ops->receive(nc, &v, 1) < 0)
+        if (r < 0)
             nc->dropped++;
         else
             nc->rx_frames++;

@@ -3,8 +3,9 @@
  * A NIC never touches a host fd: it hands frames to net_send() and takes
  * them in its ops->receive.
  *
- * Flow control: a receiver that has no room says so with can_receive();
- * net_send() then queues the frame (bounded) and returns 0, and the sender
+ * Flow control: a receiver that has no room says so with can_receive(), or
+ * by refusing a frame with -ENOBUFS (it has room, but not enough for this
+ * one); net_send() then queues the frame (bounded) and returns 0, and the sender
  * should stop reading its host fd until its ops->resume runs. The receiver
  * calls net_client_ready() when room appears; queued frames go first.
  * Everything runs under the device lock (util/mainloop.h). */
@@ -37,7 +38,13 @@ struct net_client_ops {
     /* One line for `info network` after "name: " (may be NULL). */
     void (*info)(struct net_client *nc, char *buf, int len);
     void (*cleanup)(struct net_client *nc);
+    /* Frames on this link carry a virtio_net_hdr (nc->vnet_hdr): which
+     * offloads the NIC's driver accepts, NET_OFFLOAD_*. May be NULL. */
+    void (*set_offload)(struct net_client *nc, unsigned offloads);
 };
+
+#define NET_VNET_HDR_LEN 12          /* virtio 1.x virtio_net_hdr, num_buffers included */
+enum { NET_OFFLOAD_CSUM = 1, NET_OFFLOAD_TSO4 = 2, NET_OFFLOAD_TSO6 = 4, NET_OFFLOAD_ECN = 8 };
 
 struct net_frame;
 
@@ -49,6 +56,13 @@ struct net_client {
     bool link_down;
     bool is_nic;
     bool claimed;                    /* a NIC uses this backend */
+    /* What a backend offers a NIC peered with it directly: */
+    bool vnet_hdr_capable;           /* it can pass frames with a virtio_net_hdr first */
+    bool csum_valid;                 /* the frames it sends have checksums made on this host */
+    uint16_t mtu;                    /* the MTU it suggests to the guest (0: Ethernet's) */
+    /* Frames between this client and its peer start with a virtio_net_hdr
+     * (NET_VNET_HDR_LEN bytes); set on both ends by net_client_use_vnet_hdr. */
+    bool vnet_hdr;
     struct net_frame *q_head, *q_tail;   /* frames waiting for this client */
     int q_len;
     uint64_t tx_frames, rx_frames, dropped;
@@ -66,6 +80,10 @@ struct net_client *net_client_first(void);
 
 /* Join a NIC and a backend. -EBUSY if the backend has a NIC already. */
 int net_client_connect(struct net_client *nic, struct net_client *backend, struct error *err);
+
+/* Agree with nc's peer on frames carrying a virtio_net_hdr: true if the
+ * peer can (then both ends have vnet_hdr set). */
+bool net_client_use_vnet_hdr(struct net_client *nc);
 
 /* Send a frame from nc to its peer: > 0 delivered, 0 queued (stop until
  * resume), < 0 dropped (no peer, link down, too big, queue full). */

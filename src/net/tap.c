@@ -1,7 +1,10 @@
 /* -netdev tap: a /dev/net/tun interface in TAP mode (ifname=, fd=,
- * script=/downscript= run with the interface name, vnet_hdr=). With
- * vnet_hdr the kernel puts a 10-byte virtio_net_hdr before each frame; we
- * offer no offloads, so ours is zero and the kernel's is skipped. */
+ * script=/downscript= run with the interface name, vnet_hdr=). As QEMU's,
+ * vnet_hdr is on unless turned off: the kernel then puts a virtio_net_hdr
+ * (12 bytes, virtio 1.x) before each frame. A virtio NIC peered with the
+ * tap passes those headers through, so checksums and segmentation are the
+ * kernel's job (TUNSETOFFLOAD follows what the guest's driver accepts);
+ * for any other peer the header is zero going out and dropped coming in. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -16,7 +19,7 @@
 #include "net/net_int.h"
 #include "util/mainloop.h"
 
-#define TAP_VNET_HDR 10
+#define TAP_VNET_HDR NET_VNET_HDR_LEN
 
 struct nettap {
     struct net_client nc;
@@ -39,7 +42,7 @@ static void tap_poll(struct nettap *t, bool on)
 static void tap_readable(void *opaque, uint32_t events)
 {
     struct nettap *t = opaque;
-    unsigned skip = t->vnet_hdr ? TAP_VNET_HDR : 0;
+    unsigned skip = t->vnet_hdr && !t->nc.vnet_hdr ? TAP_VNET_HDR : 0;
     for (int i = 0; i < 64; i++) {
         if (!net_peer_can_receive(&t->nc)) {
             tap_poll(t, false);
@@ -61,7 +64,7 @@ static ssize_t tap_receive(struct net_client *nc, const struct iovec *iov, int c
     struct iovec v[17];
     int k = 0;
     size_t len = 0;
-    if (t->vnet_hdr)
+    if (t->vnet_hdr && !nc->vnet_hdr)        /* the peer's frames carry none */
         v[k++] = (struct iovec){ hdr, sizeof(hdr) };
     for (int i = 0; i < cnt && k < 17; i++) {
         v[k++] = iov[i];
@@ -105,9 +108,21 @@ static void tap_cleanup(struct net_client *nc)
         run_script(t->downscript, t->ifname, NULL);
 }
 
+static void tap_set_offload(struct net_client *nc, unsigned off)
+{
+    struct nettap *t = nc->opaque;
+    unsigned f = (off & NET_OFFLOAD_CSUM ? TUN_F_CSUM : 0) |
+                 (off & NET_OFFLOAD_TSO4 ? TUN_F_TSO4 : 0) |
+                 (off & NET_OFFLOAD_TSO6 ? TUN_F_TSO6 : 0) |
+                 (off & NET_OFFLOAD_ECN ? TUN_F_TSO_ECN : 0);
+    if (ioctl(t->fd, TUNSETOFFLOAD, f) < 0 && f)
+        warn_report("netdev %s: the tap refuses offloads %#x: %s", nc->name, f,
+                    strerror(errno));
+}
+
 static const struct net_client_ops tap_ops = {
     .type = "tap", .receive = tap_receive, .resume = tap_resume, .info = tap_info,
-    .cleanup = tap_cleanup,
+    .cleanup = tap_cleanup, .set_offload = tap_set_offload,
 };
 
 int net_tap_from_fd(struct mainloop *ml, int fd, bool vnet_hdr, const char *name,
@@ -125,10 +140,14 @@ int net_tap_from_fd(struct mainloop *ml, int fd, bool vnet_hdr, const char *name
         free(t);
         return error_set(err, -ENOMEM, "out of memory");
     }
-    if (vnet_hdr)
-        ioctl(fd, TUNSETVNETHDRSZ, &(int){ TAP_VNET_HDR });   /* the default, made sure */
+    if (vnet_hdr && ioctl(fd, TUNSETVNETHDRSZ, &(int){ TAP_VNET_HDR }) < 0) {
+        free(t->downscript);
+        free(t);
+        return error_set_errno(err, -errno, "could not set the tap's virtio header size");
+    }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     int r = net_client_add(&t->nc, &tap_ops, name, t);
+    t->nc.vnet_hdr_capable = vnet_hdr;
     if (!r)
         r = ml_add_fd(ml, fd, EPOLLIN, tap_readable, t);
     if (r) {
@@ -164,8 +183,8 @@ int net_tap_create(struct mainloop *ml, struct opts *o, const char *name,
 {
     const char *ifname = opts_get(o, "ifname"), *fds = opts_get(o, "fd");
     const char *script = opts_get(o, "script"), *down = opts_get(o, "downscript");
-    bool vh = false;
-    int r = opts_get_bool(o, "vnet_hdr", false, &vh, err);
+    bool vh = true, vh_given = opts_get(o, "vnet_hdr") != NULL;
+    int r = opts_get_bool(o, "vnet_hdr", true, &vh, err);
     if (!r)
         r = opts_check_unused(o, err);
     if (r)
@@ -186,7 +205,7 @@ int net_tap_create(struct mainloop *ml, struct opts *o, const char *name,
         struct ifreq ifr = {0};
         if (ioctl(fd, TUNGETIFF, &ifr) == 0)
             snprintf(actual, sizeof(actual), "%s", ifr.ifr_name);
-        if (vh && !(ifr.ifr_flags & IFF_VNET_HDR))
+        if (vh && vh_given && !(ifr.ifr_flags & IFF_VNET_HDR))
             return error_set(err, -EINVAL, "vnet_hdr=on but the tap fd has no vnet header");
         vh = ifr.ifr_flags & IFF_VNET_HDR;
     } else {

@@ -1,7 +1,11 @@
 /* virtio-net (virtio 1.x section 5.1): one receive and one transmit queue,
- * MAC and link status in config space; frames go to and from a netdev
- * backend through net/net.h. No offloads are offered: the guest computes
- * checksums and segments, so every frame is a plain Ethernet frame. */
+ * MAC, link status and MTU in config space; frames go to and from a netdev
+ * backend through net/net.h. Offered to every guest: mergeable receive
+ * buffers, and checksum offload both ways (partial checksums from the
+ * guest are completed here; frames from a backend that builds them itself,
+ * as user networking, are marked checksum-valid). Segmentation offloads
+ * (TSO4/6, ECN) only with a tap that passes virtio headers (vnet_hdr),
+ * whose kernel does the work; the backend may suggest an MTU. */
 #ifndef QUOKKA_HW_VIRTIO_VIRTIO_NET_H
 #define QUOKKA_HW_VIRTIO_VIRTIO_NET_H
 

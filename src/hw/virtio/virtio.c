@@ -273,7 +273,7 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
     return r < 0 ? r : 1;
 }
 
-void virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len)
+void virtq_fill(struct virtq *vq, const struct virtq_elem *e, uint32_t len, unsigned k)
 {
     if (!vq->ready || !vq->used)
         return;
@@ -287,11 +287,47 @@ void virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len)
         left -= n;
     }
     volatile uint32_t *ring = (volatile uint32_t *)(vq->used + 2);
-    unsigned slot = vq->used_idx % vq->num;
+    unsigned slot = (uint16_t)(vq->used_idx + k) % vq->num;
     ring[2 * slot] = e->head;
     ring[2 * slot + 1] = len;
-    vq->used_idx++;
+}
+
+void virtq_flush(struct virtq *vq, unsigned count)
+{
+    if (!vq->ready || !vq->used)
+        return;
+    vq->used_idx += count;
     __atomic_store_n(&vq->used[1], vq->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len)
+{
+    virtq_fill(vq, e, len, 0);
+    virtq_flush(vq, 1);
+}
+
+void virtq_unpop(struct virtq *vq, unsigned n)
+{
+    vq->last_avail -= n;
+}
+
+unsigned virtq_avail_count(const struct virtq *vq)
+{
+    if (!vq->ready || !vq->avail)
+        return 0;
+    uint16_t n = ld16(&vq->avail[1]) - vq->last_avail;
+    return n <= vq->num ? n : 0;
+}
+
+bool virtq_kick_on_add(struct virtq *vq)
+{
+    if (!vq->ready || !vq->avail)
+        return false;
+    uint16_t idx = ld16(&vq->avail[1]);
+    if (virtio_has_feature(vq->vd, VIRTIO_F_EVENT_IDX))
+        __atomic_store_n(&vq->used[2 + 4 * vq->num], idx, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return ld16(&vq->avail[1]) != idx;
 }
 
 void virtq_notify(struct virtq *vq)

@@ -125,6 +125,19 @@ void virtio_config_changed(struct virtio_dev *vd);
 int virtq_pop(struct virtq *vq, struct virtq_elem *e);
 /* Return a chain with len bytes written into its in buffers. */
 void virtq_push(struct virtq *vq, const struct virtq_elem *e, uint32_t len);
+/* The same in two steps, for several chains the driver must see at once
+ * (one received frame across mergeable buffers): fill used entry k after
+ * the last published one, then publish count entries. */
+void virtq_fill(struct virtq *vq, const struct virtq_elem *e, uint32_t len, unsigned k);
+void virtq_flush(struct virtq *vq, unsigned count);
+/* Give back the last n popped chains, not yet filled: the device could not
+ * use them now and will pop them again. */
+void virtq_unpop(struct virtq *vq, unsigned n);
+/* Chains posted and not popped yet. */
+unsigned virtq_avail_count(const struct virtq *vq);
+/* Ask for a notification on the driver's next added chain even though
+ * some are pending (they were too few); true if more came meanwhile. */
+bool virtq_kick_on_add(struct virtq *vq);
 /* Interrupt the driver if it wants to know (event index / NO_INTERRUPT). */
 void virtq_notify(struct virtq *vq);
 /* Re-arm notifications after draining the ring; returns true if more
