@@ -4,10 +4,13 @@
  *   quokka-net status
  * `up` creates the bridge with that address, turns on IPv4 forwarding,
  * masquerades the bridge's subnet out of UPLINK (an nftables table of its
- * own), serves DHCP and DNS on it with dnsmasq, and allows it in
- * bridge.conf; what it changed is written to a state file, and `down`
- * undoes exactly that. Paths: QUOKKA_NET_STATE_DIR (/run/quokka-net),
- * QUOKKA_BRIDGE_CONF (/etc/quokka/bridge.conf). */
+ * own), serves DHCP and DNS on it (dnsmasq if it is installed, else a
+ * small server of ours: serve.c), and allows it in bridge.conf; what it
+ * changed is written to a state file, and `down` undoes exactly that.
+ * Environment: QUOKKA_NET_STATE_DIR (/run/quokka-net), QUOKKA_BRIDGE_CONF
+ * (/etc/quokka/bridge.conf), QUOKKA_NET_DHCP=builtin|dnsmasq (which DHCP
+ * server; default: dnsmasq if found), QUOKKA_NET_DNS_UPSTREAM (the
+ * built-in server's resolver; default: /etc/resolv.conf's first). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -20,11 +23,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "net/bridge-conf.h"
+#include "serve.h"
 
 struct state {
     char bridge[16], address[64], uplink[16];
     int forward_was;          /* -1: untouched */
-    int dnsmasq_pid;
+    int dnsmasq_pid;                 /* the DHCP server's pid, dnsmasq or ours */
+    int dhcp_builtin;
     int conf_added;
 };
 
@@ -78,8 +83,8 @@ static int state_save(const struct state *s)
     if (!f)
         return -errno;
     fprintf(f, "bridge=%s\naddress=%s\nuplink=%s\nforward_was=%d\ndnsmasq_pid=%d\n"
-               "conf_added=%d\n", s->bridge, s->address, s->uplink, s->forward_was,
-            s->dnsmasq_pid, s->conf_added);
+               "dhcp_builtin=%d\nconf_added=%d\n", s->bridge, s->address, s->uplink,
+            s->forward_was, s->dnsmasq_pid, s->dhcp_builtin, s->conf_added);
     return fclose(f) ? -errno : 0;
 }
 
@@ -103,6 +108,7 @@ static int state_load(const char *br, struct state *s)
         else if (!strcmp(line, "uplink")) snprintf(s->uplink, sizeof(s->uplink), "%s", eq);
         else if (!strcmp(line, "forward_was")) s->forward_was = atoi(eq);
         else if (!strcmp(line, "dnsmasq_pid")) s->dnsmasq_pid = atoi(eq);
+        else if (!strcmp(line, "dhcp_builtin")) s->dhcp_builtin = atoi(eq);
         else if (!strcmp(line, "conf_added")) s->conf_added = atoi(eq);
     }
     fclose(f);
@@ -232,6 +238,42 @@ static int start_dnsmasq(const struct state *s, const char *lo, const char *hi, 
 
 static int cmd_down(const char *br);
 
+static bool on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char buf[512];
+    for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, prog);
+        if (n && !access(buf, X_OK))
+            return true;
+        p += n + (p[n] == ':');
+    }
+    return false;
+}
+
+/* DHCP and DNS for the bridge: dnsmasq when present (or asked for),
+ * else ours. The server's pid, or <= 0. */
+static int start_dhcp(struct state *s, const char *addr, const char *lo, const char *hi,
+                      int bits)
+{
+    const char *want = getenv("QUOKKA_NET_DHCP");
+    bool ours = want ? !strcmp(want, "builtin") : !on_path("dnsmasq");
+    if (!ours)
+        return start_dnsmasq(s, lo, hi, bits);
+    struct in_addr a, l, h;
+    char ip[64];
+    snprintf(ip, sizeof(ip), "%.*s", (int)strcspn(addr, "/"), addr);
+    if (inet_pton(AF_INET, ip, &a) != 1 || inet_pton(AF_INET, lo, &l) != 1 ||
+        inet_pton(AF_INET, hi, &h) != 1)
+        return -EINVAL;
+    struct serve_conf c = { .bridge = s->bridge, .addr = ntohl(a.s_addr),
+                            .mask = ~0u << (32 - bits), .lo = ntohl(l.s_addr),
+                            .hi = ntohl(h.s_addr), .upstream = serve_upstream() };
+    s->dhcp_builtin = 1;
+    return serve_start(&c);
+}
+
 static int cmd_up(const char *br, const char *addr, const char *uplink, bool dhcp)
 {
     char net[16], lo[16], hi[16], table[40];
@@ -282,9 +324,9 @@ static int cmd_up(const char *br, const char *addr, const char *uplink, bool dhc
             r = run("nft", rule, (char *)NULL);
     }
     if (!r && dhcp) {
-        int pid = start_dnsmasq(&s, lo, hi, bits);
+        int pid = start_dhcp(&s, addr, lo, hi, bits);
         if (pid <= 0) {
-            fprintf(stderr, "quokka-net: --dhcp needs dnsmasq (package dnsmasq-base)\n");
+            fprintf(stderr, "quokka-net: could not start a DHCP server on %s\n", br);
             r = -ENOENT;
         }
         s.dnsmasq_pid = pid > 0 ? pid : 0;
@@ -348,7 +390,8 @@ static int cmd_status(void)
         bool alive = s.dnsmasq_pid > 0 && kill(s.dnsmasq_pid, 0) == 0;
         printf("%s: address %s, NAT %s, DHCP %s, forwarding %s\n", s.bridge, s.address,
                s.uplink[0] ? s.uplink : "off",
-               s.dnsmasq_pid ? (alive ? "dnsmasq running" : "dnsmasq gone") : "off",
+               !s.dnsmasq_pid ? "off" : s.dhcp_builtin ? (alive ? "built-in running" : "built-in gone")
+                                               : (alive ? "dnsmasq running" : "dnsmasq gone"),
                read_forward() == 1 ? "on" : "off");
         n++;
     }
