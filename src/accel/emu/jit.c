@@ -1,8 +1,10 @@
 /* The JIT's translator: code buffer, flag liveness, the per-instruction
  * choice between an inline template and a call to the interpreter
  * handler, and the operand helpers the templates share. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "accel/emu/flags.h"
 #include "accel/emu/jit_int.h"
 
@@ -13,6 +15,7 @@
 struct x86_jit {
     uint8_t *base;
     size_t used;
+    FILE *perf_map;             /* QUOKKA_JIT_PERFMAP=1: symbols for perf(1) */
 };
 
 struct x86_jit *x86_jit_new(void)
@@ -26,6 +29,12 @@ struct x86_jit *x86_jit_new(void)
         free(jit);
         return NULL;            /* e.g. W^X enforced: the interpreter runs everything */
     }
+    const char *pm = getenv("QUOKKA_JIT_PERFMAP");
+    if (pm && strcmp(pm, "1") == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+        jit->perf_map = fopen(path, "a");
+    }
     return jit;
 }
 
@@ -34,6 +43,8 @@ void x86_jit_free(struct x86_jit *jit)
     if (!jit)
         return;
     munmap(jit->base, JIT_BUF_SIZE);
+    if (jit->perf_map)
+        fclose(jit->perf_map);
     free(jit);
 }
 
@@ -395,6 +406,10 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
         return NULL;
     jit->used += (size_t)(t->b.p - start);
     jit->used = (jit->used + 15) & ~(size_t)15;
+    if (jit->perf_map)
+        fprintf(jit->perf_map, "%lx %lx jit-%s-pa%llx\n", (unsigned long)(uintptr_t)start,
+                (unsigned long)(t->b.p - start), user ? "user" : "kern",
+                (unsigned long long)blk->pa);
     return (x86_jit_fn *)(void *)start;
 }
 
