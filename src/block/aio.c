@@ -1,5 +1,8 @@
 /* Asynchronous requests: io_uring for chains whose data goes straight to a
  * host fd (raw over file, or a bare file node), a worker pool otherwise.
+ * A qcow2 node over a file uses io_uring too for every request that
+ * qcow2_aio_map resolves to host bytes (or to zeroes) without I/O: reads
+ * and rewrites of allocated clusters skip the pool's thread hand-off.
  *
  * Each node gets its engine on its first bdev_aio_* call. The pool's
  * workers make the ordinary synchronous calls, so every format works there
@@ -27,6 +30,8 @@ struct aio_req {
     uint64_t offset, bytes;
     int flags;
     int result;                   /* AIO_DONE: the answer, known up front */
+    bool pinned;                  /* qcow2_aio_map'd: data at `host` in the file node */
+    uint64_t host;
     struct iovec *iov;
     int iovcnt;
     bdev_cb *cb;
@@ -41,10 +46,13 @@ struct bdev_aio {
     pthread_cond_t drained;       /* inflight reached zero */
     struct aio_req *head, *tail;
     int queued, idle, threads, inflight, max_inflight;
+    int mapped_count;             /* requests qcow2_aio_map sent to io_uring */
     bool stopping;
     pthread_t tid[POOL_MAX];
 
     bool uring;                   /* this node's data path is one host fd */
+    bool mapped;                  /* ... through qcow2_aio_map */
+    struct bdev *file;            /* the node of that fd */
     int fd;
     uint32_t align;               /* O_DIRECT alignment of fd, 1 if buffered */
     struct io_uring ring;
@@ -57,6 +65,8 @@ struct bdev_aio {
 static void aio_complete(struct aio_req *req, int ret)
 {
     struct bdev_aio *aio = req->bs->aio;
+    if (req->pinned)
+        qcow2_aio_unpin(req->bs);
     req->cb(req->opaque, ret);
     if (req->iov != req->iov_inline)
         free(req->iov);
@@ -127,11 +137,14 @@ static void pool_submit(struct bdev_aio *aio, struct aio_req *req)
 
 /* ---- io_uring ----------------------------------------------------------- */
 
-/* A short transfer (end of file, signal): finish the rest synchronously. */
+/* A short transfer (end of file, signal): finish the rest synchronously,
+ * on the file node itself for a mapped request. */
 static int uring_finish(struct aio_req *req, int res)
 {
-    if (res == -EAGAIN || res == -EINTR)
+    if ((res == -EAGAIN || res == -EINTR) && !req->pinned)
         return aio_run_sync(req);
+    if (res == -EAGAIN || res == -EINTR)
+        res = 0;
     if (res < 0 || req->op == AIO_FLUSH || req->op == AIO_DONE)
         return res < 0 ? res : (req->op == AIO_DONE ? req->result : 0);
     if ((uint64_t)res >= req->bytes)
@@ -139,10 +152,11 @@ static int uring_finish(struct aio_req *req, int res)
     struct iovec *rest = malloc(req->iovcnt * sizeof(*rest));
     if (!rest)
         return -ENOMEM;
+    struct bdev *bs = req->pinned ? req->bs->aio->file : req->bs;
+    uint64_t off = (req->pinned ? req->host : req->offset) + res;
     int n = iov_slice(req->iov, req->iovcnt, res, req->bytes - res, rest, req->iovcnt);
-    int ret = req->op == AIO_READ
-        ? bdev_preadv(req->bs, req->offset + res, rest, n)
-        : bdev_pwritev(req->bs, req->offset + res, rest, n, req->flags);
+    int ret = req->op == AIO_READ ? bdev_preadv(bs, off, rest, n)
+                                  : bdev_pwritev(bs, off, rest, n, req->flags);
     free(rest);
     return ret;
 }
@@ -201,10 +215,11 @@ static int uring_submit(struct bdev_aio *aio, struct aio_req *req)
         return -EBUSY;
     }
     enum aio_op op = req ? req->op : AIO_DONE;
+    uint64_t off = req && req->pinned ? req->host : req ? req->offset : 0;
     if (op == AIO_READ)
-        io_uring_prep_readv(sqe, aio->fd, req->iov, req->iovcnt, req->offset);
+        io_uring_prep_readv(sqe, aio->fd, req->iov, req->iovcnt, off);
     else if (op == AIO_WRITE)
-        io_uring_prep_writev(sqe, aio->fd, req->iov, req->iovcnt, req->offset);
+        io_uring_prep_writev(sqe, aio->fd, req->iov, req->iovcnt, off);
     else if (op == AIO_FLUSH)
         io_uring_prep_fsync(sqe, aio->fd, IORING_FSYNC_DATASYNC);
     else
@@ -242,7 +257,7 @@ static bool uring_can_take(struct bdev_aio *aio, struct aio_req *req)
             return false;
     }
     if (aio->align > 1) {
-        if ((req->offset | req->bytes) & (aio->align - 1))
+        if ((req->offset | req->host | req->bytes) & (aio->align - 1))
             return false;
         for (int i = 0; i < req->iovcnt; i++)
             if (((uintptr_t)req->iov[i].iov_base | req->iov[i].iov_len) & (aio->align - 1))
@@ -261,14 +276,24 @@ static struct bdev *direct_file_node(struct bdev *bs)
     return NULL;
 }
 
+/* The host file under a qcow2 node whose clusters qcow2_aio_map can resolve. */
+static struct bdev *mapped_file_node(struct bdev *bs)
+{
+    if (bs->drv == &bdrv_qcow2 && bs->file && bs->file->drv == &bdrv_file)
+        return bs->file;
+    return NULL;
+}
+
 static void uring_init(struct bdev_aio *aio, struct bdev *bs)
 {
     struct bdev *file = direct_file_node(bs);
+    aio->mapped = !file && (file = mapped_file_node(bs)) != NULL;
     if (!file || (bs->flags & BDEV_O_AIO_THREADS))
         return;
     if (io_uring_queue_init(RING_ENTRIES, &aio->ring, 0) < 0)
         return;                   /* no io_uring here: the pool does it all */
     aio->fd = file_host_fd(file);
+    aio->file = file;
     aio->align = file->request_alignment;
     pthread_mutex_init(&aio->sq_lock, NULL);
     if (pthread_create(&aio->reaper, NULL, uring_reaper, aio) != 0) {
@@ -337,6 +362,12 @@ int bdev_aio_max_inflight(struct bdev *bs)
     return n;
 }
 
+int bdev_aio_mapped_count(struct bdev *bs)
+{
+    struct bdev_aio *aio = aio_get(bs);
+    return aio ? __atomic_load_n(&aio->mapped_count, __ATOMIC_RELAXED) : 0;
+}
+
 const char *bdev_aio_engine(struct bdev *bs)
 {
     struct bdev_aio *aio = aio_get(bs);
@@ -368,6 +399,35 @@ static struct aio_req *req_new(struct bdev *bs, enum aio_op op, uint64_t offset,
     return req;
 }
 
+/* A qcow2 request on the io_uring path if qcow2_aio_map resolves it: data
+ * clusters at their host offset, zero clusters answered at once (through
+ * the ring, so the callback still runs on the completion thread). */
+static int mapped_submit(struct bdev_aio *aio, struct aio_req *req)
+{
+    if ((req->op != AIO_READ && req->op != AIO_WRITE) || !uring_can_take(aio, req))
+        return -EAGAIN;
+    int m = qcow2_aio_map(req->bs, req->offset, req->bytes, req->op == AIO_WRITE, &req->host);
+    if (m == QCOW2_AIO_ZERO) {
+        iov_memset(req->iov, req->iovcnt, 0, 0, req->bytes);
+        req->op = AIO_DONE;
+        req->result = 0;
+        __atomic_add_fetch(&aio->mapped_count, 1, __ATOMIC_RELAXED);
+        return uring_submit(aio, req);   /* on failure the pool answers it */
+    }
+    if (m != QCOW2_AIO_HOST)
+        return -EAGAIN;
+    req->pinned = true;
+    int ret = uring_can_take(aio, req) ? uring_submit(aio, req) : -EAGAIN;
+    if (ret < 0) {
+        req->pinned = false;
+        req->host = 0;
+        qcow2_aio_unpin(req->bs);
+    } else {
+        __atomic_add_fetch(&aio->mapped_count, 1, __ATOMIC_RELAXED);
+    }
+    return ret;
+}
+
 static int aio_submit(struct aio_req *req)
 {
     struct bdev_aio *aio = aio_get(req->bs);
@@ -377,7 +437,9 @@ static int aio_submit(struct aio_req *req)
     if (++aio->inflight > aio->max_inflight)
         aio->max_inflight = aio->inflight;
     pthread_mutex_unlock(&aio->lock);
-    if (aio->uring && uring_can_take(aio, req) && uring_submit(aio, req) == 0)
+    if (aio->uring && !aio->mapped && uring_can_take(aio, req) && uring_submit(aio, req) == 0)
+        return 0;
+    if (aio->uring && aio->mapped && mapped_submit(aio, req) == 0)
         return 0;
     pool_submit(aio, req);
     return 0;

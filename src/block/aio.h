@@ -27,10 +27,22 @@ int file_lock_apply(int fd, int flags, const char *filename, struct error *err);
  * what lands in its first sector). */
 bool raw_write_is_passthrough(struct bdev *bs, uint64_t offset);
 
+/* qcow2-cluster.c: can [offset, offset+bytes) of a qcow2 node bypass the
+ * driver? QCOW2_AIO_HOST: all of it is the host file's bytes from *host on
+ * (for a write, clusters ours alone), and the clusters stay allocated until
+ * qcow2_aio_unpin; QCOW2_AIO_ZERO: a read that is all zeroes; SLOW: call the
+ * driver. Never blocks on I/O or on the driver's lock. */
+enum { QCOW2_AIO_SLOW, QCOW2_AIO_HOST, QCOW2_AIO_ZERO };
+int qcow2_aio_map(struct bdev *bs, uint64_t offset, uint64_t bytes, bool write, uint64_t *host);
+void qcow2_aio_unpin(struct bdev *bs);
+
 /* aio.c: stop a node's engine; waits for requests in flight. */
 void bdev_aio_shutdown(struct bdev *bs);
 /* aio.c: largest number of requests this node had accepted and not yet
  * completed at one time (for tests and stats). */
 int bdev_aio_max_inflight(struct bdev *bs);
+/* aio.c: requests of a qcow2 node that went to io_uring through
+ * qcow2_aio_map (data or zeroes) rather than to the pool (for tests). */
+int bdev_aio_mapped_count(struct bdev *bs);
 
 #endif

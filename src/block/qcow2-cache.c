@@ -58,6 +58,11 @@ static int lookup(struct qcow2_cache *c, uint64_t offset)
     return -1;
 }
 
+bool qcow2_cache_has(struct qcow2_cache *c, uint64_t offset)
+{
+    return lookup(c, offset) >= 0;
+}
+
 static void unhash(struct qcow2_cache *c, int i)
 {
     int *p = &c->buckets[bucket_of(c, c->e[i].offset)];

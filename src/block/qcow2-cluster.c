@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "block/aio.h"
 #include "block/qcow2.h"
 #include "util/iov.h"
 
@@ -612,6 +613,70 @@ static int check_writable(struct qcow2_state *s)
 static int maybe_flush(struct qcow2_state *s)
 {
     return s->n_pending > 1024 ? qcow2_flush_metadata(s) : 0;
+}
+
+/* ---- Direct I/O for block/aio.c -------------------------------------------
+ * A request whose whole range maps to one run of host bytes that need no
+ * metadata change (reads of data or zero clusters; writes of clusters that
+ * are ours alone) can go to the host file straight from the submitting
+ * thread, without a pool worker. Only when it costs no I/O: s->lock free,
+ * the L2 table cached. Anything else takes the synchronous path. */
+
+/* The L2 table for `offset` is in the cache, or there is none. */
+static bool l2_cached(struct qcow2_state *s, uint64_t offset)
+{
+    uint64_t l1i = offset >> (s->cluster_bits + s->l2_bits);
+    if (l1i >= s->l1_size)
+        return true;
+    uint64_t l2off = s->l1_table[l1i] & QCOW2_L1E_OFFSET_MASK;
+    return !l2off || qcow2_cache_has(&s->l2_cache, l2off);
+}
+
+static int aio_map_locked(struct qcow2_state *s, uint64_t offset, uint64_t bytes, bool write,
+                          uint64_t *host)
+{
+    uint64_t n = bytes;
+    enum qcow2_cluster_type t;
+    bool copied;
+    if (write && (s->corrupt || s->read_only || (s->lazy_refcounts && !s->dirty_on_disk)))
+        return QCOW2_AIO_SLOW;
+    if (!l2_cached(s, offset) || (write && inflight_busy(s, offset & ~(s->cluster_size - 1),
+                                                         offset + bytes)))
+        return QCOW2_AIO_SLOW;
+    if (map_range(s, offset, &n, host, &t, &copied) < 0 || n < bytes)
+        return QCOW2_AIO_SLOW;
+    if (t == QCOW2_CL_NORMAL && (copied || !write))
+        return QCOW2_AIO_HOST;
+    if (write)
+        return QCOW2_AIO_SLOW;
+    if (t == QCOW2_CL_ZERO_PLAIN || t == QCOW2_CL_ZERO_ALLOC ||
+        (t == QCOW2_CL_UNALLOCATED && !s->bs->backing))
+        return QCOW2_AIO_ZERO;
+    return QCOW2_AIO_SLOW;
+}
+
+int qcow2_aio_map(struct bdev *bs, uint64_t offset, uint64_t bytes, bool write, uint64_t *host)
+{
+    struct qcow2_state *s = qcow2_state(bs);
+    if (!bytes || pthread_mutex_trylock(&s->lock))
+        return QCOW2_AIO_SLOW;
+    int ret = aio_map_locked(s, offset, bytes, write, host);
+    if (ret == QCOW2_AIO_HOST) {
+        pthread_mutex_lock(&s->pin_lock);
+        s->pins++;
+        pthread_mutex_unlock(&s->pin_lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+void qcow2_aio_unpin(struct bdev *bs)
+{
+    struct qcow2_state *s = qcow2_state(bs);
+    pthread_mutex_lock(&s->pin_lock);
+    if (--s->pins == 0)
+        pthread_cond_broadcast(&s->pin_cond);
+    pthread_mutex_unlock(&s->pin_lock);
 }
 
 int qcow2_co_pwritev(struct bdev *bs, uint64_t offset, const struct iovec *iov, int cnt, int flags)

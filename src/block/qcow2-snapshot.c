@@ -333,11 +333,11 @@ int qcow2_write_snapshots(struct qcow2_state *s, uint64_t old_size)
         uint64_t cs = s->cluster_size, a0 = old_off & ~(cs - 1);
         uint64_t a1 = (old_off + old_size + cs - 1) & ~(cs - 1);
         uint64_t n0 = off, n1 = off + ((size + cs - 1) & ~(cs - 1));
-        pthread_rwlock_wrlock(&s->io_lock);     /* no request may still use them */
+        qcow2_io_quiesce(s);     /* no request may still use them */
         for (uint64_t c = a0; c < a1 && ret == 0; c += cs)
             if (!size || c < n0 || c >= n1)
                 ret = qcow2_update_refcount(s, c, cs, -1);
-        pthread_rwlock_unlock(&s->io_lock);
+        qcow2_io_resume(s);
     }
     return ret;
 }
@@ -651,9 +651,9 @@ static int goto_locked(struct qcow2_state *s, int idx, struct error *err)
         qcow2_cache_empty(&s->l2_cache);
         /* The old tree is unreachable on disk now: drop its references
          * once no request is using its clusters. */
-        pthread_rwlock_wrlock(&s->io_lock);
+        qcow2_io_quiesce(s);
         ret = qcow2_update_tree_refcounts(s, old_l1, n, -1, NULL);
-        pthread_rwlock_unlock(&s->io_lock);
+        qcow2_io_resume(s);
     }
     bool changed = false;
     if (ret == 0)
@@ -697,11 +697,11 @@ static int delete_locked(struct qcow2_state *s, int idx, struct error *err)
         free(l1);
         return error_set_errno(err, ret, "Failed to delete snapshot");
     }
-    pthread_rwlock_wrlock(&s->io_lock);
+    qcow2_io_quiesce(s);
     ret = qcow2_update_tree_refcounts(s, l1, sn.l1_size, -1, NULL);
     if (ret == 0 && sn.l1_size)
         ret = qcow2_update_refcount(s, sn.l1_table_offset, sn.l1_size * 8ull, -1);
-    pthread_rwlock_unlock(&s->io_lock);
+    qcow2_io_resume(s);
     bool changed = false;
     if (ret == 0)
         ret = qcow2_update_tree_refcounts(s, s->l1_table, s->l1_size, 0, &changed);

@@ -220,6 +220,20 @@ int qcow2_barrier(struct qcow2_state *s)
     return bdev_flush(s->bs->file);
 }
 
+void qcow2_io_quiesce(struct qcow2_state *s)
+{
+    pthread_rwlock_wrlock(&s->io_lock);
+    pthread_mutex_lock(&s->pin_lock);
+    while (s->pins)
+        pthread_cond_wait(&s->pin_cond, &s->pin_lock);
+    pthread_mutex_unlock(&s->pin_lock);
+}
+
+void qcow2_io_resume(struct qcow2_state *s)
+{
+    pthread_rwlock_unlock(&s->io_lock);
+}
+
 int qcow2_flush_metadata(struct qcow2_state *s)
 {
     int ret = qcow2_cache_flush(s, &s->rb_cache);
@@ -230,10 +244,10 @@ int qcow2_flush_metadata(struct qcow2_state *s)
     if (ret == 0 && s->n_pending) {
         /* The references they dropped must be durable before refcounts fall. */
         ret = qcow2_barrier(s);
-        pthread_rwlock_wrlock(&s->io_lock);
+        qcow2_io_quiesce(s);
         if (ret == 0)
             ret = qcow2_apply_pending_frees(s);
-        pthread_rwlock_unlock(&s->io_lock);
+        qcow2_io_resume(s);
         if (ret == 0)
             ret = qcow2_cache_flush(s, &s->rb_cache);
     }
@@ -412,6 +426,8 @@ static void free_state(struct qcow2_state *s)
     pthread_mutex_destroy(&s->lock);
     pthread_rwlock_destroy(&s->io_lock);
     pthread_cond_destroy(&s->inflight_cond);
+    pthread_mutex_destroy(&s->pin_lock);
+    pthread_cond_destroy(&s->pin_cond);
 }
 
 static int open_metadata(struct qcow2_state *s, const uint8_t *buf, size_t buflen,
@@ -523,6 +539,8 @@ static int qcow2_open(struct bdev *bs, const struct bdev_open_opts *o, struct er
     pthread_mutex_init(&s->lock, NULL);
     pthread_rwlock_init(&s->io_lock, NULL);
     pthread_cond_init(&s->inflight_cond, NULL);
+    pthread_mutex_init(&s->pin_lock, NULL);
+    pthread_cond_init(&s->pin_cond, NULL);
     s->read_only = bs->read_only;
     int ret = load_image(bs, s, err);
     if (ret == 0) {

@@ -209,6 +209,13 @@ struct qcow2_state {
     struct qcow2_pending_free { uint64_t offset, bytes; } *pending;
     int n_pending, cap_pending;
 
+    /* Requests block/aio.c mapped with qcow2_aio_map and runs on the host
+     * file itself: like io_lock readers, they keep their clusters from
+     * being freed (qcow2_io_quiesce waits for them). */
+    pthread_mutex_t pin_lock;
+    pthread_cond_t pin_cond;
+    int pins;
+
     /* Allocating writes whose data is being written with `lock` dropped. */
     struct qcow2_inflight { uint64_t start, end; struct qcow2_inflight *next; } *inflight;
     pthread_cond_t inflight_cond;
@@ -263,6 +270,10 @@ int qcow2_mark_clean(struct qcow2_state *s);
  * returns -EIO for the caller to pass up. */
 int qcow2_signal_corruption(struct qcow2_state *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Before refcounts fall: wait until no data I/O (io_lock readers, pinned
+ * requests of qcow2_aio_map) can still touch a cluster; resume undoes it. */
+void qcow2_io_quiesce(struct qcow2_state *s);
+void qcow2_io_resume(struct qcow2_state *s);
 /* fdatasync on the file node (a write barrier). */
 int qcow2_barrier(struct qcow2_state *s);
 /* Persist everything in order: refcount blocks, sync, L2 tables, sync, then
@@ -280,6 +291,8 @@ int qcow2_cache_get(struct qcow2_state *s, struct qcow2_cache *c, uint64_t offse
 int qcow2_cache_get_empty(struct qcow2_state *s, struct qcow2_cache *c, uint64_t offset,
                           void **table);
 void qcow2_cache_put(struct qcow2_cache *c, void **table);
+/* True if the table at `offset` is in the cache (a get would not read). */
+bool qcow2_cache_has(struct qcow2_cache *c, uint64_t offset);
 void qcow2_cache_mark_dirty(struct qcow2_cache *c, void *table);
 /* Write every dirty table (its dependency first); no sync of its own. */
 int qcow2_cache_flush(struct qcow2_state *s, struct qcow2_cache *c);

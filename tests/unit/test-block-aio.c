@@ -176,10 +176,25 @@ static void test_threads_writethrough(void **state)
 }
 
 /* qcow2's driver calls are synchronous: the pool runs 64 of them at once,
- * which also exercises the driver's thread safety. */
+ * which also exercises the driver's thread safety. By default only the
+ * allocating writes go there; the reads of allocated clusters (and of
+ * zeroes) are mapped and go to io_uring on the host file. */
 static void test_qcow2_pool(void **state)
 {
-    run_format("qcow2", "pool.qcow2", 0, "threads", 0);
+    run_format("qcow2", "pool.qcow2", 0, "io_uring", 0);
+}
+
+/* aio=threads: every qcow2 request through the pool. */
+static void test_qcow2_threads(void **state)
+{
+    run_format("qcow2", "threads.qcow2", BDEV_O_AIO_THREADS, "threads", 0);
+}
+
+/* O_DIRECT with misaligned buffers: mapped requests io_uring can't take
+ * fall back to the pool, which bounces them. */
+static void test_qcow2_direct_misaligned(void **state)
+{
+    run_format("qcow2", "misaligned.qcow2", BDEV_O_NOCACHE, "io_uring", 8);
 }
 
 /* A read-only node refuses aio writes; its flush is a no-op that still
@@ -211,6 +226,8 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_threads_writethrough),
         cmocka_unit_test(test_qcow2_pool),
+        cmocka_unit_test(test_qcow2_threads),
+        cmocka_unit_test(test_qcow2_direct_misaligned),
         cmocka_unit_test(test_read_only),
     };
     return cmocka_run_group_tests(tests, bt_setup, bt_teardown);
