@@ -65,6 +65,13 @@ struct net_client *net_client_find(const char *name)
 
 struct net_client *net_client_first(void) { return clients; }
 
+void net_cleanup_all(void)
+{
+    for (struct net_client *c = clients; c; c = c->next)
+        if (c->ops->cleanup)
+            c->ops->cleanup(c);
+}
+
 int net_client_connect(struct net_client *nic, struct net_client *backend, struct error *err)
 {
     if (backend->claimed || backend->peer)

@@ -78,6 +78,9 @@ struct net_client *net_client_find(const char *name);
 /* Clients in creation order (for info network). */
 struct net_client *net_client_first(void);
 
+/* Run every client's cleanup (a tap's downscript): once, at exit. */
+void net_cleanup_all(void);
+
 /* Join a NIC and a backend. -EBUSY if the backend has a NIC already. */
 int net_client_connect(struct net_client *nic, struct net_client *backend, struct error *err);
 

@@ -112,6 +112,10 @@ int net_open_all(struct mainloop *ml, struct error *err)
     if (opened)
         return 0;
     opened = true;
+    /* downscript= and the like run when the VM exits, however it exits
+     * normally (power-off, quit, -no-reboot). */
+    if (n_pending)
+        atexit(net_cleanup_all);
     for (int i = 0; i < n_pending; i++) {
         int r = net_backend_create(ml, pending[i].spec, pending[i].hub_id, err);
         if (r < 0) {
