@@ -202,14 +202,59 @@ static inline void cd_regs64(struct x86_regs *r)
     r->rflags = 2;
 }
 
-/* Runs code + HLT; returns 0 or the exception vector raised. */
-static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
-                      unsigned ptrs)
+/* Guest-side start of a run: touch the data and stack pages (so the TLB
+ * holds them, write tags included, and translated memory operands take
+ * their inline fast path rather than the miss path), load RFLAGS and the
+ * GPRs from CD_STATE, and end the block so the code under test starts its
+ * own. It shares the code page and starts with a block of its own: the
+ * first decode on a freshly written code page drops every write tag (and
+ * the next dispatch does again), which must all happen before the touches. */
+#define CD_STATE (CD_STACK + 0x1000u)
+
+static inline size_t cd_prologue(uint8_t *p)
+{
+    uint8_t *start = p;
+    uint32_t a = CD_DATA;
+    *p++ = 0xe9;                                            /* jmp to the next byte */
+    memset(p, 0, 4);
+    p += 4;
+    *p++ = 0x80, *p++ = 0x0c, *p++ = 0x25;                 /* or byte [CD_DATA], 0 */
+    memcpy(p, &a, 4);
+    p += 4;
+    *p++ = 0;
+    *p++ = 0x50, *p++ = 0x58;                               /* push rax ; pop rax */
+    a = CD_STATE + 8 * 16;
+    *p++ = 0xff, *p++ = 0x34, *p++ = 0x25;                 /* push qword [flags] ; popfq */
+    memcpy(p, &a, 4);
+    p += 4;
+    *p++ = 0x9d;
+    for (unsigned r = 0; r < 16; r++) {
+        if (r == 4)
+            continue;
+        a = CD_STATE + 8 * r;                               /* mov r, [CD_STATE + 8r] */
+        *p++ = (uint8_t)(0x48 | (r >= 8 ? 4 : 0));
+        *p++ = 0x8b;
+        *p++ = (uint8_t)(0x04 | (r & 7) << 3);
+        *p++ = 0x25;
+        memcpy(p, &a, 4);
+        p += 4;
+    }
+    *p++ = 0xe9;                                            /* jmp to the next byte */
+    memset(p, 0, 4);
+    p += 4;
+    return (size_t)(p - start);
+}
+
+/* Runs code + HLT; returns 0 or the exception vector raised. With `warm`
+ * the cd_prologue runs first and sets the registers. */
+static inline int cd_run_emu_warm(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
+                                  unsigned ptrs, bool warm)
 {
     struct x86_regs r;
-    memcpy(h->ram + CD_CODE, code, n);
-    h->ram[CD_CODE + n] = 0xf4;
-    x86_emu_invalidate_code(h->emu, CD_CODE, n + 1);
+    size_t pro = warm ? cd_prologue(h->ram + CD_CODE) : 0;
+    memcpy(h->ram + CD_CODE + pro, code, n);
+    h->ram[CD_CODE + pro + n] = 0xf4;
+    x86_emu_invalidate_code(h->emu, CD_CODE, pro + n + 1);
     memcpy(h->ram + CD_DATA, s->data, CD_DATA_SIZE);
     cd_regs64(&r);
     memcpy(r.gpr, s->gpr, sizeof(r.gpr));
@@ -219,10 +264,15 @@ static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct
     r.gpr[4] = CD_STACK;
     r.rip = CD_CODE;
     r.rflags = s->rflags;
+    if (warm) {
+        memcpy(h->ram + CD_STATE, r.gpr, sizeof r.gpr);
+        memcpy(h->ram + CD_STATE + 8 * 16, &r.rflags, 8);
+        r.rflags = 2;
+    }
     x86_cpu_set_regs(h->cpu, &r);
-    int vec = x86_cpu_step(h->cpu, 64, true);
+    int vec = x86_cpu_step(h->cpu, 128, true);
     x86_cpu_get_regs(h->cpu, &r);
-    if (!vec && r.rip != CD_CODE + n + 1)
+    if (!vec && r.rip != CD_CODE + pro + n + 1)
         vec = 255;                 /* did not reach the HLT */
     memcpy(s->gpr, r.gpr, sizeof(r.gpr));
     for (unsigned i = 0; i < 16; i++)
@@ -231,6 +281,12 @@ static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct
     s->rflags = r.rflags;
     memcpy(s->data, h->ram + CD_DATA, CD_DATA_SIZE);
     return vec;
+}
+
+static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct cd_state *s,
+                             unsigned ptrs)
+{
+    return cd_run_emu_warm(h, code, n, s, ptrs, false);
 }
 
 #endif

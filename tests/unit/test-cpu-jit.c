@@ -1,6 +1,7 @@
 /* The JIT over whole programs: loops, calls and returns, flags live across
  * blocks, an interpreter-only instruction in the middle of translated code,
- * chained blocks, code rewritten while translated. Each program runs
+ * chained blocks, indirect and cross-page transfers through the lookup
+ * table, code rewritten while translated, mappings changed under it. Each program runs
  * interpreted and translated (x86_cpu_run until it kicks itself out with
  * OUT 0x80), and both must end in the state a C model computes. */
 #include <setjmp.h>
@@ -23,8 +24,11 @@ struct run {
     uint64_t insns, dispatches;
 };
 
+/* Optional setup between RAM initialisation and the run. */
+typedef void prog_setup(uint8_t *ram, struct x86_regs *r);
+
 /* Runs code at CD_CODE from a flat 64-bit state with RBX = CD_DATA. */
-static void run_program(const uint8_t *code, size_t n, int jit, struct run *out)
+static void run_setup(const uint8_t *code, size_t n, int jit, prog_setup *setup, struct run *out)
 {
     static struct cd h;
     assert_int_equal(cd_init(&h, 1), 0);
@@ -34,12 +38,16 @@ static void run_program(const uint8_t *code, size_t n, int jit, struct run *out)
     assert_non_null(cpu);
     running = cpu;
     x86_cpu_set_jit(cpu, jit);
+    if (getenv("JIT_LOG"))
+        x86_cpu_set_log(cpu, ~0u);
     memcpy(h.ram + CD_CODE, code, n);
     struct x86_regs r;
     cd_regs64(&r);
     r.gpr[3] = CD_DATA;
     r.gpr[4] = CD_STACK;
     r.rip = CD_CODE;
+    if (setup)
+        setup(h.ram, &r);
     x86_cpu_set_regs(cpu, &r);
     x86_cpu_run(cpu);
     x86_cpu_get_regs(cpu, &r);
@@ -48,6 +56,11 @@ static void run_program(const uint8_t *code, size_t n, int jit, struct run *out)
     x86_cpu_stats(cpu, &out->insns, &out->dispatches);
     x86_cpu_free(cpu);
     cd_fini(&h);
+}
+
+static void run_program(const uint8_t *code, size_t n, int jit, struct run *out)
+{
+    run_setup(code, n, jit, NULL, out);
 }
 
 /*      mov ecx, 1000 ; xor eax, eax ; xor edx, edx
@@ -134,11 +147,130 @@ static void test_self_modifying(void **state)
     assert_int_equal(jit.gpr[0], want);
 }
 
+/* Indirect and cross-page transfers: a loop on one page calls a function
+ * on the next page (CALL rel32), which calls one on a third page through
+ * a pointer in memory (CALL [rbx+8]); both return (RET), and the loop goes
+ * on through JMP r9. Translated, all of these find their target in the
+ * lookup table instead of returning to the run loop.
+ * page 0: mov ecx, 1000 ; xor eax, eax ; xor edx, edx ; lea r9, [rip+back]
+ *    top: call g ; jmp r9 ; int3
+ *   back: dec ecx ; jnz top ; out 0x80, al ; hlt
+ * page 1 (g): call [rbx+8] ; add edx, eax ; ret
+ * page 2 (h): lea eax, [rax+rcx] ; ret */
+static uint8_t ind_prog[0x3000];
+
+static void ind_build(void)
+{
+    static const uint8_t main_[] = {
+        0xb9, 0xe8, 0x03, 0x00, 0x00, 0x31, 0xc0, 0x31, 0xd2, 0x4c, 0x8d, 0x0d, 0x09, 0x00,
+        0x00, 0x00, 0xe8, 0xeb, 0x0f, 0x00, 0x00, 0x41, 0xff, 0xe1, 0xcc, 0xff, 0xc9, 0x75,
+        0xf3, 0xe6, 0x80, 0xf4,
+    };
+    static const uint8_t g[] = { 0xff, 0x53, 0x08, 0x01, 0xc2, 0xc3 };
+    static const uint8_t hf[] = { 0x8d, 0x04, 0x08, 0xc3 };
+    memcpy(ind_prog, main_, sizeof main_);
+    memcpy(ind_prog + 0x1000, g, sizeof g);
+    memcpy(ind_prog + 0x2000, hf, sizeof hf);
+}
+
+static void ind_setup(uint8_t *ram, struct x86_regs *r)
+{
+    uint64_t h = CD_CODE + 0x2000;
+    memcpy(ram + CD_DATA + 8, &h, 8);
+}
+
+static void test_indirect_and_cross_page(void **state)
+{
+    static struct run interp, jit;
+    ind_build();
+    run_setup(ind_prog, sizeof ind_prog, -1, ind_setup, &interp);
+    run_setup(ind_prog, sizeof ind_prog, 0, ind_setup, &jit);
+    uint32_t eax = 0, edx = 0;
+    for (uint32_t ecx = 1000; ecx; ecx--) {
+        eax += ecx;
+        edx += eax;
+    }
+    assert_int_equal(interp.gpr[0], eax);
+    assert_int_equal(interp.gpr[2], edx);
+    assert_int_equal(jit.gpr[0], eax);
+    assert_int_equal(jit.gpr[2], edx);
+    assert_int_equal(jit.insns, interp.insns);
+    assert_true(interp.dispatches >= 5000);
+    printf("# dispatches %llu %llu\n", (unsigned long long)interp.dispatches, (unsigned long long)jit.dispatches);
+    assert_true(jit.dispatches < 50);
+}
+
+/* A mapping that changes under translated code: the loop calls F2 at
+ * linear 0x180100 through [rbx+8], then F at 0x180000 through [rbx];
+ * after 1001 rounds it points their page's PTE at another physical page
+ * holding different code, and every round reloads CR3. With r8 = G (a
+ * global page, CR4.PGE) the change is flushed by INVLPG and the CR3 writes
+ * keep the translations (the lookup table revalidates them against the
+ * fetch TLB; F2 refills that with the new page before F is looked up, so
+ * the physical page must be compared too); with r8 = 0 the CR3 write is
+ * the flush. The new page already holds decoded code (called once through
+ * its identity mapping first), so nothing else empties the TLB then.
+ *        call [rbx+16] ; mov ecx, 2000 ; xor esi, esi
+ *   top: call [rbx+8] ; call [rbx] ; cmp ecx, 1000 ; jne skip
+ *        mov rax, 0x190003 ; or rax, r8 ; mov [0x4c00], rax   (F's PTE)
+ *        test r8, r8 ; jz skip ; invlpg [0x180000]
+ *  skip: mov rax, cr3 ; mov cr3, rax ; dec ecx ; jnz top ; out 0x80, al ; hlt
+ * F at 0x180000: add esi, 1 ; ret      at 0x190000: add esi, 100 ; ret
+ * F2 at 0x180100 and 0x190100: ret */
+static const uint8_t remap_prog[] = {
+    0xff, 0x53, 0x10, 0xb9, 0xd0, 0x07, 0x00, 0x00, 0x31, 0xf6, 0xff, 0x53, 0x08, 0xff,
+    0x13, 0x81, 0xf9, 0xe8, 0x03, 0x00, 0x00, 0x75, 0x1f, 0x48, 0xc7, 0xc0, 0x03, 0x00,
+    0x19, 0x00, 0x4c, 0x09, 0xc0, 0x48, 0x89, 0x04, 0x25, 0x00, 0x4c, 0x00, 0x00, 0x4d,
+    0x85, 0xc0, 0x74, 0x08, 0x0f, 0x01, 0x3c, 0x25, 0x00, 0x00, 0x18, 0x00, 0x0f, 0x20,
+    0xd8, 0x0f, 0x22, 0xd8, 0xff, 0xc9, 0x75, 0xca, 0xe6, 0x80, 0xf4,
+};
+static uint64_t remap_global;
+
+/* 4 KiB pages for the first 2 MiB (page table at 0x4000), F's code. */
+static void remap_setup(uint8_t *ram, struct x86_regs *r)
+{
+    uint64_t *pd = (uint64_t *)(ram + 0x3000), *pt = (uint64_t *)(ram + 0x4000);
+    pd[0] = 0x4000 | 3;
+    pd[1] |= 0x100;             /* data and stack global: no TLB misses there */
+    for (uint64_t i = 0; i < 512; i++)
+        pt[i] = (i << 12) | 3;
+    pt[0x180] |= remap_global;
+    static const uint8_t f1[] = { 0x83, 0xc6, 0x01, 0xc3 }, f2[] = { 0x83, 0xc6, 0x64, 0xc3 };
+    memcpy(ram + 0x180000, f1, sizeof f1);
+    memcpy(ram + 0x190000, f2, sizeof f2);
+    ram[0x180100] = ram[0x190100] = 0xc3;
+    uint64_t f = 0x180000, f2_la = 0x180100, f2_new = 0x190100;
+    memcpy(ram + CD_DATA, &f, 8);
+    memcpy(ram + CD_DATA + 8, &f2_la, 8);
+    memcpy(ram + CD_DATA + 16, &f2_new, 8);
+    r->gpr[8] = remap_global;
+    r->cr4 |= 0x80;             /* PGE */
+}
+
+static void test_remap(void **state)
+{
+    static struct run interp, jit_global, jit_local;
+    const uint64_t want = 1001 * 1 + 999 * 100;
+    remap_global = 0x100;
+    run_setup(remap_prog, sizeof remap_prog, -1, remap_setup, &interp);
+    run_setup(remap_prog, sizeof remap_prog, 0, remap_setup, &jit_global);
+    remap_global = 0;
+    run_setup(remap_prog, sizeof remap_prog, 0, remap_setup, &jit_local);
+    assert_int_equal(interp.gpr[6], want);
+    assert_int_equal(jit_global.gpr[6], want);
+    assert_int_equal(jit_local.gpr[6], want);
+    /* the global F was reached from the table after most CR3 writes */
+    printf("# dispatches %llu %llu\n", (unsigned long long)jit_global.dispatches, (unsigned long long)jit_local.dispatches);
+    assert_true(jit_global.dispatches + 1500 < jit_local.dispatches);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loop_with_calls),
         cmocka_unit_test(test_self_modifying),
+        cmocka_unit_test(test_indirect_and_cross_page),
+        cmocka_unit_test(test_remap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

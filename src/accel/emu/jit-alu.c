@@ -198,7 +198,8 @@ jit_template *jit_alu_template(const struct x86_insn *in)
     switch (op) {
     case 0x80: case 0x81: case 0x83: return t_alu_imm;
     case 0x84: case 0x85: case 0xa8: case 0xa9: return t_test;
-    case 0xf6: case 0xf7: case 0xfe: case 0xff: return t_unary;
+    case 0xf6: case 0xf7: return t_unary;
+    case 0xfe: case 0xff: return ((in->modrm >> 3) & 7) <= 1 ? t_unary : NULL;
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: return t_shift;
     case 0x69: case 0x6b: return t_imul;
     }

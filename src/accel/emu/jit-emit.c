@@ -135,6 +135,12 @@ void jit_mov_imm(struct jit_buf *b, unsigned reg, uint64_t imm)
     }
 }
 
+void jit_mov_imm64(struct jit_buf *b, unsigned reg, uint64_t imm)
+{
+    prefix_opcode(b, 8, 0xb8 + (reg & 7), JR_NONE, JR_NONE, reg, false);
+    jit_u64(b, imm);
+}
+
 void jit_lea(struct jit_buf *b, unsigned reg, struct jit_mem m)
 {
     jit_op_m(b, 8, 0x8d, reg, m);
@@ -256,4 +262,18 @@ void jit_patch(struct jit_buf *b, uint8_t *site, const uint8_t *target)
 void jit_jmp_to(struct jit_buf *b, const uint8_t *target)
 {
     jit_patch(b, jit_jmp(b), target);
+}
+
+uint8_t *jit_lea_rip(struct jit_buf *b, unsigned reg)
+{
+    prefix_opcode(b, 8, 0x8d, reg, JR_NONE, JR_NONE, false);
+    jit_byte(b, (uint8_t)(0x05 | ((reg & 7) << 3)));
+    uint8_t *site = b->p;
+    jit_u32(b, 0);
+    return site;
+}
+
+void jit_jmp_m(struct jit_buf *b, struct jit_mem m)
+{
+    jit_op_m(b, 4, 0xff, 4, m);
 }

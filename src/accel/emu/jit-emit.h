@@ -65,6 +65,7 @@ void jit_store(struct jit_buf *b, unsigned size, unsigned reg, struct jit_mem m)
 void jit_store_imm(struct jit_buf *b, unsigned size, struct jit_mem m, int32_t imm);
 void jit_mov_rr(struct jit_buf *b, unsigned size, unsigned dst, unsigned src);
 void jit_mov_imm(struct jit_buf *b, unsigned reg, uint64_t imm);
+void jit_mov_imm64(struct jit_buf *b, unsigned reg, uint64_t imm);   /* always 10 bytes */
 void jit_lea(struct jit_buf *b, unsigned reg, struct jit_mem m);
 void jit_alu_rr(struct jit_buf *b, unsigned size, unsigned alu, unsigned dst, unsigned src);
 void jit_alu_rm(struct jit_buf *b, unsigned size, unsigned alu, unsigned dst, struct jit_mem m);
@@ -85,5 +86,9 @@ uint8_t *jit_jcc(struct jit_buf *b, unsigned cc);
 uint8_t *jit_jmp(struct jit_buf *b);
 void jit_patch(struct jit_buf *b, uint8_t *site, const uint8_t *target);
 void jit_jmp_to(struct jit_buf *b, const uint8_t *target);
+/* LEA reg, [RIP + rel32]: returns the rel32 to jit_patch with the target. */
+uint8_t *jit_lea_rip(struct jit_buf *b, unsigned reg);
+/* JMP [m] (an indirect jump through a code pointer in memory). */
+void jit_jmp_m(struct jit_buf *b, struct jit_mem m);
 
 #endif

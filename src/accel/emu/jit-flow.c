@@ -1,5 +1,7 @@
-/* JIT templates for near control transfers: Jcc, JMP rel, CALL rel, RET.
- * Each ends the block: it sets cpu->rip and returns to the run loop. */
+/* JIT templates for near control transfers: Jcc, JMP rel, CALL rel, RET,
+ * CALL/JMP indirect. Each ends the block: it goes on to the target's
+ * translation when it can (jit_exit_to, jit_exit_dynamic), else sets
+ * cpu->rip and returns to the run loop. */
 #include "accel/emu/jit_int.h"
 
 static bool t_jcc(struct jit_tr *t, const struct x86_insn *in)
@@ -54,8 +56,30 @@ static bool t_ret(struct jit_tr *t, const struct x86_insn *in)
     jit_tlb(t, 8, false);
     jit_load(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
     jit_alu_mi(&t->b, 8, JALU_ADD, jit_greg(in, X86_RSP, 8), pop);
-    jit_store(&t->b, 8, JR_RAX, JIT_CPU(rip));
-    jit_leave(t, t->idx + 1);
+    jit_exit_dynamic(t);
+    t->ends_block = true;
+    return true;
+}
+
+/* FF /2 and FF /4: CALL and JMP through a register or memory (64-bit
+ * operand in 64-bit mode whatever the prefixes, as the interpreter does).
+ * The target is read before the return address is pushed, and both
+ * lookups come before any state changes. */
+static bool t_indirect(struct jit_tr *t, const struct x86_insn *in)
+{
+    bool call = ((in->modrm >> 3) & 7) == 2;
+    if (!jit_rm_ok(t, in))
+        return false;
+    struct jit_mem src = jit_rm(t, in, 8, false);
+    jit_load(&t->b, 8, JR_R13, src);
+    if (call) {
+        push_slot(t, in);
+        jit_lea(&t->b, JR_RAX, jit_m(JR_R12, (int32_t)t->next));
+        jit_store(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
+        jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    }
+    jit_mov_rr(&t->b, 8, JR_RAX, JR_R13);
+    jit_exit_dynamic(t);
     t->ends_block = true;
     return true;
 }
@@ -72,6 +96,10 @@ jit_template *jit_flow_template(const struct x86_insn *in)
     case 0xe9: case 0xeb: return t_jmp;
     case 0xe8: return t_call;
     case 0xc2: case 0xc3: return t_ret;
+    case 0xff: {
+        unsigned digit = (in->modrm >> 3) & 7;
+        return digit == 2 || digit == 4 ? t_indirect : NULL;
+    }
     }
     return NULL;
 }

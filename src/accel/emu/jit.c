@@ -15,6 +15,7 @@
 struct x86_jit {
     uint8_t *base;
     size_t used;
+    struct jit_lookup *lookup;  /* [2][JIT_LOOKUP_SIZE] */
     FILE *perf_map;             /* QUOKKA_JIT_PERFMAP=1: symbols for perf(1) */
 };
 
@@ -25,7 +26,11 @@ struct x86_jit *x86_jit_new(void)
         return NULL;
     jit->base = mmap(NULL, JIT_BUF_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (jit->base == MAP_FAILED) {
+    jit->lookup = calloc(2 * JIT_LOOKUP_SIZE, sizeof(struct jit_lookup));
+    if (jit->base == MAP_FAILED || !jit->lookup) {
+        if (jit->base != MAP_FAILED)
+            munmap(jit->base, JIT_BUF_SIZE);
+        free(jit->lookup);
         free(jit);
         return NULL;            /* e.g. W^X enforced: the interpreter runs everything */
     }
@@ -45,13 +50,17 @@ void x86_jit_free(struct x86_jit *jit)
     munmap(jit->base, JIT_BUF_SIZE);
     if (jit->perf_map)
         fclose(jit->perf_map);
+    free(jit->lookup);
     free(jit);
 }
 
 void x86_jit_reset(struct x86_jit *jit)
 {
-    if (jit)
-        jit->used = 0;
+    if (!jit)
+        return;
+    jit->used = 0;
+    /* generation 0 never matches (the CPU's starts at 1) */
+    memset(jit->lookup, 0, 2 * JIT_LOOKUP_SIZE * sizeof(struct jit_lookup));
 }
 
 /* ---- operand helpers shared by the templates -------------------------- */
@@ -213,15 +222,73 @@ void jit_leave(struct jit_tr *t, unsigned count)
 }
 
 /* Bytes of the prologue before the chain entry (the same for every block). */
-#define JIT_PROLOGUE_LEN 22
+#define JIT_PROLOGUE_LEN 90
+
+/* RCX = &t->lookup[hash of the address in `reg`]; clobbers RDX. The hash
+ * is multiplicative on the low 32 bits: code addresses differ there, and
+ * xor-folding page and offset bits made a callee's entry and a return
+ * address into its caller collide. */
+static void lookup_slot(struct jit_tr *t, unsigned reg)
+{
+    struct jit_buf *b = &t->b;
+    _Static_assert(sizeof(struct jit_lookup) == 32, "lookup entries are 32 bytes");
+    jit_op_r(b, 4, 0x69, JR_RDX, reg);
+    jit_u32(b, 0x9e3779b1u);
+    jit_shift_ri(b, 4, 5, JR_RDX, 32 - JIT_LOOKUP_BITS - 5);
+    jit_alu_ri(b, 4, JALU_AND, JR_RDX, (JIT_LOOKUP_SIZE - 1) << 5);
+    jit_mov_imm64(b, JR_RCX, (uint64_t)(uintptr_t)t->lookup);
+    jit_alu_rr(b, 8, JALU_ADD, JR_RCX, JR_RDX);
+}
+
+void jit_exit_dynamic(struct jit_tr *t)
+{
+    struct jit_buf *b = &t->b;
+    jit_store(b, 8, JR_RAX, JIT_CPU(rip));
+    jit_load(b, 4, JR_RDX, JIT_CPU(events));
+    jit_alu_rm(b, 4, JALU_OR, JR_RDX, JIT_CPU(jit_nochain));
+    uint8_t *pending = jit_jcc(b, JCC_NE);
+    lookup_slot(t, JR_RAX);
+    jit_alu_rm(b, 8, JALU_CMP, JR_RAX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, la)));
+    uint8_t *miss = jit_jcc(b, JCC_NE);
+    jit_load(b, 8, JR_RDX, JIT_CPU(jc_gen));
+    jit_alu_rm(b, 8, JALU_CMP, JR_RDX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, jc_gen)));
+    uint8_t *old = jit_jcc(b, JCC_NE);
+    uint8_t *hit = b->p;
+    jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
+    jit_mov_rr(b, 8, JR_R12, JR_RAX);
+    jit_jmp_m(b, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, code)));
+    /* flushed since: does the fetch TLB still map it to the same page? */
+    jit_patch(b, old, b->p);
+    int32_t itlb = (int32_t)(offsetof(struct x86_cpu, itlb) +
+                             t->user * X86_ITLB_SIZE * sizeof(struct x86_tlb_entry));
+    jit_mov_rr(b, 8, JR_RSI, JR_RAX);
+    jit_shift_ri(b, 8, 5, JR_RSI, 12);
+    jit_alu_ri(b, 4, JALU_AND, JR_RSI, X86_ITLB_SIZE - 1);
+    jit_lea(b, JR_RSI, jit_mx(JR_RSI, JR_RSI, 2, 0));
+    jit_mov_rr(b, 8, JR_RDI, JR_RAX);
+    jit_alu_ri(b, 8, JALU_AND, JR_RDI, -4096);
+    jit_alu_rm(b, 8, JALU_CMP, JR_RDI,
+               jit_mx(JR_RBX, JR_RSI, 3, itlb + (int32_t)offsetof(struct x86_tlb_entry, tag_x)));
+    uint8_t *unmapped = jit_jcc(b, JCC_NE);
+    jit_load(b, 8, JR_RDI, jit_mx(JR_RBX, JR_RSI, 3, itlb + (int32_t)offsetof(struct x86_tlb_entry, pa)));
+    jit_alu_rm(b, 8, JALU_CMP, JR_RDI, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, pa)));
+    uint8_t *moved = jit_jcc(b, JCC_NE);
+    jit_store(b, 8, JR_RDX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, jc_gen)));
+    jit_jmp_to(b, hit);
+    jit_patch(b, pending, b->p);
+    jit_patch(b, miss, b->p);
+    jit_patch(b, unmapped, b->p);
+    jit_patch(b, moved, b->p);
+    jit_leave(t, t->idx + 1);
+}
 
 void jit_exit_to(struct jit_tr *t, int64_t rel)
 {
     struct jit_buf *b = &t->b;
     int64_t target = (int64_t)(t->blk->pa & 0xfff) + t->next + rel;
     if (target < 0 || target >= 4096) {
-        jit_set_rip(t, rel);
-        jit_leave(t, t->idx + 1);
+        rip_to_rax(t, rel);
+        jit_exit_dynamic(t);
         return;
     }
     jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
@@ -371,6 +438,7 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
     t->user = user;
     t->known_op = -1;
     t->nstub = t->nexit = 0;
+    t->lookup = jit->lookup + (user ? JIT_LOOKUP_SIZE : 0);
 
     uint8_t live_after[X86_BLOCK_MAX];
     flag_liveness(blk, live_after);
@@ -383,8 +451,20 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
     jit_mov_rr(&t->b, 8, JR_RBX, JR_RDI);
     jit_load(&t->b, 8, JR_R12, JIT_CPU(rip));
     jit_alu_rr(&t->b, 4, JALU_XOR, JR_R14, JR_R14);
-    if (t->b.p - start != JIT_PROLOGUE_LEN)
+    /* entered from the run loop: R12 was just found to map to this block */
+    lookup_slot(t, JR_R12);
+    jit_store(&t->b, 8, JR_R12, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, la)));
+    jit_load(&t->b, 8, JR_RAX, JIT_CPU(jc_gen));
+    jit_store(&t->b, 8, JR_RAX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, jc_gen)));
+    jit_mov_imm64(&t->b, JR_RAX, blk->pa & ~0xfffull);
+    jit_store(&t->b, 8, JR_RAX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, pa)));
+    uint8_t *entry = jit_lea_rip(&t->b, JR_RAX);
+    jit_store(&t->b, 8, JR_RAX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, code)));
+    jit_patch(&t->b, entry, t->b.p);
+    if (t->b.p - start != JIT_PROLOGUE_LEN) {
+        fprintf(stderr, "jit: prologue is %d bytes\n", (int)(t->b.p - start));
         abort();                             /* x86_jit_chain relies on it */
+    }
     /* chain entry: is the block's code still what was translated? */
     jit_mov_imm(&t->b, JR_RAX, (uint64_t)(uintptr_t)blk->genp);
     jit_op_m(&t->b, 4, 0x81, JALU_CMP, jit_m(JR_RAX, 0));

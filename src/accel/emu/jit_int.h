@@ -36,8 +36,26 @@ struct jit_stub {
     unsigned idx;
 };
 
+/* Translations by linear address, for exits whose target is not patched
+ * in (returns, indirect branches, other pages). An entry is filled when
+ * the run loop enters a block, so the address was just translated through
+ * the TLB; it holds only while the CPU's jump-cache generation (bumped by
+ * every TLB flush and code cache recycle) is what it was then, or while
+ * the fetch TLB still maps the address to the same physical page (a CR3
+ * write keeps global pages: kernel code). The target's own entry still
+ * checks its page's code generation. One table per privilege class;
+ * `code` is the chain entry, `pa` the block's physical page. */
+#define JIT_LOOKUP_BITS 12
+#define JIT_LOOKUP_SIZE (1u << JIT_LOOKUP_BITS)
+struct jit_lookup {
+    uint64_t la, jc_gen;
+    const uint8_t *code;
+    uint64_t pa;
+};
+
 struct jit_tr {
     struct jit_buf b;
+    struct jit_lookup *lookup;  /* the table of this privilege class */
     const struct x86_block *blk;
     unsigned user;              /* TLB set baked into the code */
     unsigned idx;               /* instruction being translated */
@@ -96,6 +114,9 @@ void jit_leave(struct jit_tr *t, unsigned count);
  * instructions. When it is on the block's page, the exit can later be
  * patched to jump straight into that block's translation. */
 void jit_exit_to(struct jit_tr *t, int64_t rel);
+/* Leave for the guest address in RAX after t->idx + 1 instructions,
+ * going straight to its translation when the lookup table has it. */
+void jit_exit_dynamic(struct jit_tr *t);
 
 /* Write a result in `reg` to a destination: a 32-bit write to a guest
  * register clears its upper half (reg must hold the zero-extended value). */
