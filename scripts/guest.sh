@@ -17,7 +17,7 @@
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${GUEST_DIR:-$TOP/build/guest}
-MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_scsi ext4 crc32c_generic"
+MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_rng virtio_scsi virtio_balloon ext4 crc32c_generic"
 
 die() { echo "guest.sh: $*" >&2; exit 1; }
 
@@ -42,6 +42,11 @@ if [ -f "$OUT/key" ] && [ "$(cat "$OUT/key")" = "$KEY" ] &&
     exit 0
 fi
 
+# Build beside the cache and swap it in at the end, so tests running from
+# the old one (or a second builder) never see a half-made directory.
+FINAL=$OUT
+OUT=$FINAL.new.$$
+trap 'rm -rf "$OUT"' EXIT
 rm -rf "$OUT"
 mkdir -p "$OUT/dl"
 cd "$OUT/dl"
@@ -118,4 +123,8 @@ chmod 755 "$R/init"
 (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9) > "$OUT/initrd.gz"
 rm -rf "$OUT/x" "$OUT/dl"
 echo "$KEY" > "$OUT/key"
-echo "$OUT"
+rm -rf "$FINAL.old.$$"
+if [ -e "$FINAL" ]; then mv -T "$FINAL" "$FINAL.old.$$"; fi
+mv -T "$OUT" "$FINAL" || die "cannot move the new guest into $FINAL"
+rm -rf "$FINAL.old.$$"
+echo "$FINAL"
