@@ -46,13 +46,99 @@ static void alu_op(struct jit_tr *t, bool mem, bool dst_is_reg, unsigned alu, un
     t->hf = !mem;               /* a TLB miss re-runs it in the interpreter */
 }
 
+static uint64_t lazy_cf(struct x86_cpu *cpu)
+{
+    return x86_lazy_cf(cpu);
+}
+
+/* Emit: host CF = the guest's CF, from the host flags when they hold the
+ * guest's, else from the lazy-flags record (inline for the producers whose
+ * record is a compare or an add, a call otherwise). Clobbers RAX, RCX, RDX,
+ * RSI, RDI, R8-R11 (the caller keeps a host address in R13). */
+static void carry_to_host(struct jit_tr *t)
+{
+    struct jit_buf *b = &t->b;
+    int op = t->known_op;
+    unsigned size = (unsigned)t->known_size;
+    if (t->hf_in && (op == X86_LF_ADD || op == X86_LF_SUB || op == X86_LF_LOGIC ||
+                     op == X86_LF_ADC || op == X86_LF_SBB))
+        return;
+    if (op == X86_LF_SUB || op == X86_LF_ADD) {
+        jit_load(b, 8, JR_RAX, JIT_CPU(lf.a));
+        jit_alu_rm(b, size, op == X86_LF_SUB ? JALU_CMP : JALU_ADD, JR_RAX, JIT_CPU(lf.b));
+    } else if (op == X86_LF_LOGIC) {
+        jit_byte(b, 0xf8);                                  /* CLC */
+    } else if (op == X86_LF_INC || op == X86_LF_DEC) {
+        jit_op_m(b, 4, 0x0fba, 4, JIT_CPU(rflags));         /* BT [rflags], 0 */
+        jit_byte(b, 0);
+    } else {
+        jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+        jit_call(b, (const void *)lazy_cf);
+        jit_op_r(b, 4, 0x0fba, 4, JR_RAX);                  /* BT eax, 0 */
+        jit_byte(b, 0);
+    }
+}
+
+/* ADC/SBB in all forms (10-1D, 80/81/83 /2 /3). The carry-in decides the
+ * record, as in the interpreter: ADD/SUB with CF clear, ADC/SBB with it
+ * set; SETC keeps it through the host instruction. */
+static bool t_adc(struct jit_tr *t, const struct x86_insn *in)
+{
+    struct jit_buf *b = &t->b;
+    bool grp = in->op >= 0x80;
+    unsigned alu = grp ? (in->modrm >> 3) & 7 : in->op >> 3, form = grp ? 6 : in->op & 7;
+    unsigned size = grp ? (in->op == 0x80 ? 1 : in->osz) : (form & 1) ? in->osz : 1;
+    bool mem = in->mod != 3 && form != 4 && form != 5, imm = form >= 4;
+    if (!jit_rm_ok(t, in))
+        return false;
+    struct jit_mem rm = jit_greg(in, X86_RAX, size);
+    if (form != 4 && form != 5) {
+        rm = jit_rm(t, in, size, form != 2 && form != 3);
+        if (mem) {
+            jit_mov_rr(b, 8, JR_R13, JR_RDI);
+            rm = jit_m(JR_R13, 0);
+        }
+    }
+    bool to_reg = form == 2 || form == 3;
+    struct jit_mem dst = to_reg ? jit_greg(in, in->reg, size) : rm;
+    carry_to_host(t);
+    if (t->live)
+        jit_setcc(b, JCC_B, JR_RDX);
+    jit_load(b, size, JR_RAX, dst);
+    if (imm)
+        jit_mov_imm(b, JR_RCX, (uint64_t)(int64_t)in->imm);
+    else
+        jit_load(b, size, JR_RCX, to_reg ? rm : jit_greg(in, in->reg, size));
+    if (t->live) {
+        jit_store(b, 8, JR_RAX, JIT_CPU(lf.a));
+        jit_store(b, 8, JR_RCX, JIT_CPU(lf.b));
+    }
+    jit_alu_rr(b, size, alu, JR_RAX, JR_RCX);
+    unsigned base = alu == JALU_ADC ? X86_LF_ADD : X86_LF_SUB;
+    _Static_assert(X86_LF_ADC == X86_LF_ADD + 1 && X86_LF_SBB == X86_LF_SUB + 1,
+                   "carry-in selects the record");
+    if (t->live) {
+        jit_store(b, 8, JR_RAX, JIT_CPU(lf.res));
+        jit_op_r(b, 4, 0x0fb6, JR_RDX, JR_RDX);             /* MOVZX edx, dl */
+        jit_lea(b, JR_RDX, jit_m(JR_RDX, (int32_t)(base | size << 8)));
+        jit_store(b, 2, JR_RDX, JIT_CPU(lf.op));
+    }
+    jit_store(b, (size == 4 && (to_reg || !mem)) ? 8 : size, JR_RAX, dst);
+    t->known_op = (int)base + 1;
+    t->known_size = (int)size;
+    t->hf = !mem;
+    return true;
+}
+
 /* 00-3D: the eight ALU operations in their six forms. */
 static bool t_alu(struct jit_tr *t, const struct x86_insn *in)
 {
     unsigned alu = in->op >> 3, form = in->op & 7;
     unsigned size = (form & 1) ? in->osz : 1;
     bool mem = in->mod != 3;
-    if (alu == JALU_ADC || alu == JALU_SBB || !jit_rm_ok(t, in))
+    if (alu == JALU_ADC || alu == JALU_SBB)
+        return t_adc(t, in);
+    if (!jit_rm_ok(t, in))
         return false;
     if (form >= 4) {
         struct jit_mem acc = jit_greg(in, X86_RAX, size);
@@ -72,7 +158,9 @@ static bool t_alu(struct jit_tr *t, const struct x86_insn *in)
 static bool t_alu_imm(struct jit_tr *t, const struct x86_insn *in)
 {
     unsigned alu = (in->modrm >> 3) & 7, size = in->op == 0x80 ? 1 : in->osz;
-    if (alu == JALU_ADC || alu == JALU_SBB || !jit_rm_ok(t, in))
+    if (alu == JALU_ADC || alu == JALU_SBB)
+        return t_adc(t, in);
+    if (!jit_rm_ok(t, in))
         return false;
     struct jit_mem dst = jit_rm(t, in, size, alu != JALU_CMP);
     alu_op(t, in->mod != 3, in->mod == 3, alu, size, dst, SRC_IMM, dst, (int32_t)in->imm);
@@ -99,36 +187,50 @@ static bool t_test(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
-/* CF of the record INC/DEC replaces must survive in rflags (x86_lf_incdec). */
-static void save_cf(struct x86_cpu *cpu)
+/* CF of the record INC/DEC replaces must survive in rflags, as
+ * x86_lf_incdec keeps it (nothing to do after another INC/DEC). */
+static void save_cf(struct jit_tr *t)
 {
-    if (cpu->lf.op != X86_LF_NONE && cpu->lf.op != X86_LF_INC && cpu->lf.op != X86_LF_DEC)
-        cpu->rflags = (cpu->rflags & ~(uint64_t)X86_CF) | (x86_lazy_cf(cpu) ? X86_CF : 0);
+    if (t->known_op == X86_LF_INC || t->known_op == X86_LF_DEC)
+        return;
+    carry_to_host(t);
+    jit_setcc(&t->b, JCC_B, JR_RAX);
+    jit_alu_mi(&t->b, 1, JALU_AND, JIT_CPU(rflags), (int32_t)(uint8_t)~X86_CF);
+    jit_alu_rm(&t->b, 1, JALU_OR, JR_RAX, JIT_CPU(rflags));
+    jit_store(&t->b, 1, JR_RAX, JIT_CPU(rflags));
 }
 
-/* F6/F7 (TEST, NOT) and FE/FF (INC, DEC) */
+/* F6/F7 (TEST, NOT, NEG) and FE/FF (INC, DEC) */
 static bool t_unary(struct jit_tr *t, const struct x86_insn *in)
 {
     unsigned digit = (in->modrm >> 3) & 7, size = (in->op & 1) ? in->osz : 1;
     bool incdec = in->op >= 0xfe;
     if (!incdec && digit <= 1)
         return t_test(t, in);
-    if (!jit_rm_ok(t, in) || (incdec ? digit > 1 : digit != 2))
+    if (!jit_rm_ok(t, in) || (incdec ? digit > 1 : digit != 2 && digit != 3))
         return false;
     struct jit_mem dst = jit_rm(t, in, size, true);
     if (incdec && (t->live & JF_CF)) {
         if (in->mod != 3) {
-            jit_mov_rr(&t->b, 8, JR_R13, JR_RDI);   /* the call clobbers RDI */
+            jit_mov_rr(&t->b, 8, JR_R13, JR_RDI);   /* save_cf may call out */
             dst = jit_m(JR_R13, 0);
         }
-        jit_mov_rr(&t->b, 8, JR_RDI, JR_RBX);
-        jit_call(&t->b, (const void *)save_cf);
+        save_cf(t);
     }
     jit_load(&t->b, size, JR_RAX, dst);
     if (incdec) {
         jit_op_r(&t->b, size, jit_op_sz(0xfe, size), digit, JR_RAX);
         jit_lf(t, digit ? X86_LF_DEC : X86_LF_INC, size, JR_NONE, JR_NONE, JR_RAX);
         t->hf = in->mod == 3 && !(t->live & JF_CF);
+    } else if (digit == 3) {
+        /* NEG records 0 - value, as the interpreter does */
+        if (t->live) {
+            jit_store_imm(&t->b, 8, JIT_CPU(lf.a), 0);
+            jit_store(&t->b, 8, JR_RAX, JIT_CPU(lf.b));
+        }
+        jit_op_r(&t->b, size, jit_op_sz(0xf6, size), 3, JR_RAX);
+        jit_lf(t, X86_LF_SUB, size, JR_NONE, JR_NONE, JR_RAX);
+        t->hf = in->mod == 3;
     } else {
         jit_op_r(&t->b, size, jit_op_sz(0xf6, size), 2, JR_RAX);
         t->hf = in->mod == 3 && t->hf_in;

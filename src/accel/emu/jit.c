@@ -169,6 +169,7 @@ unsigned jit_cond(struct jit_tr *t, unsigned cc)
     int op = t->known_op;
     unsigned size = (unsigned)t->known_size;
     if (t->hf_in && (op == X86_LF_ADD || op == X86_LF_SUB || op == X86_LF_LOGIC ||
+                     op == X86_LF_ADC || op == X86_LF_SBB ||
                      ((op == X86_LF_INC || op == X86_LF_DEC) && !cc_reads_cf(cc))))
         return cc;
     if (op == X86_LF_SUB || op == X86_LF_ADD) {
