@@ -9,6 +9,7 @@
 #include "chardev/chardev.h"
 #include "hw/memory.h"
 #include "machine/machine.h"
+#include "monitor/balloon-cmds.h"
 #include "monitor/net-cmds.h"
 #include "util/version.h"
 
@@ -237,5 +238,8 @@ const struct mon_cmd mon_cmds[] = {
       cmd_set_link },
     { "info network", "", "", "show the network state", cmd_info_network },
     { "info usernet", "", "", "show user network stack connection states", cmd_info_usernet },
+    { "balloon", "value:s", "target", "request VM to change its memory allocation (in MB)",
+      cmd_balloon },
+    { "info balloon", "", "", "show balloon information", cmd_info_balloon },
     { NULL },
 };

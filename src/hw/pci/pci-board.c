@@ -11,6 +11,7 @@
 #include "block/block.h"
 #include "block/block_int.h"
 #include "hw/pci/pci.h"
+#include "hw/virtio/virtio-balloon.h"
 #include "hw/virtio/virtio-blk.h"
 #include "hw/virtio/virtio-net.h"
 #include "hw/virtio/virtio-rng.h"
@@ -188,6 +189,14 @@ static int create_rng(struct model_ctx *c, struct error *err)
     return virtio_rng_pci_new(c->bus, c->devfn, c->id, err) ? 0 : err->code;
 }
 
+static int create_balloon(struct model_ctx *c, struct error *err)
+{
+    int r = opts_check_unused(c->o, err);
+    if (r)
+        return r;
+    return virtio_balloon_pci_new(c->bus, c->devfn, c->id, err) ? 0 : err->code;
+}
+
 static int create_serial(struct model_ctx *c, struct error *err)
 {
     uint64_t max;
@@ -230,6 +239,8 @@ static const struct model models[] = {
       create_blk },
     { "virtio-rng-pci", "virtio-rng", "Virtio RNG device (entropy from the host's getrandom)",
       "", create_rng },
+    { "virtio-balloon-pci", "virtio-balloon", "Virtio memory balloon (balloon, info balloon)",
+      "", create_balloon },
     { "virtio-net-pci", "virtio-net", "Virtio network device",
       "netdev=<str>  mac=<str>", create_net },
     { "virtio-serial-pci", "virtio-serial", "Virtio serial controller (consoles and ports)",
