@@ -28,7 +28,7 @@ struct nettap {
     bool vnet_hdr, polling;
     char ifname[IFNAMSIZ];
     char *downscript;
-    uint8_t buf[TAP_VNET_HDR + NET_MAX_FRAME];
+    uint8_t buf[TAP_VNET_HDR + NET_MAX_FRAME + 1];   /* a full buffer: the frame was cut */
 };
 
 static void tap_poll(struct nettap *t, bool on)
@@ -51,6 +51,10 @@ static void tap_readable(void *opaque, uint32_t events)
         ssize_t n = read(t->fd, t->buf, sizeof(t->buf));
         if (n <= (ssize_t)skip)
             return;
+        if (n == (ssize_t)sizeof(t->buf)) {
+            t->nc.dropped++;
+            continue;
+        }
         net_send_buf(&t->nc, t->buf + skip, (size_t)n - skip);
     }
 }
