@@ -225,6 +225,40 @@ void jit_leave(struct jit_tr *t, unsigned count)
 /* Bytes of the prologue before the chain entry (the same for every block). */
 #define JIT_PROLOGUE_LEN 90
 
+/* Emit the test "may translated code go straight on to another block?":
+ * not while stepping, nor with an event to handle. A maskable interrupt
+ * that may be pending does not count while IF=0: the run loop could not
+ * take it either, and the bit stays set for a whole interrupt handler
+ * (it is re-armed after each delivery), which otherwise sent every block
+ * of it through the run loop. Uses `reg`; the sites jump when it may not. */
+struct jit_pending {
+    uint8_t *site[3];
+};
+
+static struct jit_pending pending_check(struct jit_tr *t, unsigned reg)
+{
+    struct jit_buf *b = &t->b;
+    struct jit_pending p;
+    jit_load(b, 4, reg, JIT_CPU(events));
+    jit_alu_rm(b, 4, JALU_OR, reg, JIT_CPU(jit_nochain));
+    uint8_t *none = jit_jcc(b, JCC_E);
+    jit_alu_mi(b, 4, JALU_CMP, JIT_CPU(jit_nochain), 0);
+    p.site[0] = jit_jcc(b, JCC_NE);
+    jit_alu_mi(b, 4, JALU_CMP, JIT_CPU(events), X86_EV_INTR);
+    p.site[1] = jit_jcc(b, JCC_NE);
+    jit_op_m(b, 1, 0xf6, 0, jit_m(JR_RBX, (int32_t)offsetof(struct x86_cpu, rflags) + 1));
+    jit_byte(b, X86_IF >> 8);                               /* TEST byte [rflags+1], IF */
+    p.site[2] = jit_jcc(b, JCC_NE);
+    jit_patch(b, none, b->p);
+    return p;
+}
+
+static void pending_patch(struct jit_tr *t, const struct jit_pending *p, const uint8_t *target)
+{
+    for (int i = 0; i < 3; i++)
+        jit_patch(&t->b, p->site[i], target);
+}
+
 /* RCX = &t->lookup[hash of the address in `reg`]; clobbers RDX. The hash
  * is multiplicative on the low 32 bits: code addresses differ there, and
  * xor-folding page and offset bits made a callee's entry and a return
@@ -241,13 +275,12 @@ static void lookup_slot(struct jit_tr *t, unsigned reg)
     jit_alu_rr(b, 8, JALU_ADD, JR_RCX, JR_RDX);
 }
 
-void jit_exit_dynamic(struct jit_tr *t)
+/* Jump to the translation of the guest address in RAX if the lookup table
+ * has it (R12/R14 for the target set on the way when `enter`, else they
+ * already are); the misses fall through. Clobbers RCX, RDX, RSI, RDI. */
+static void lookup_jump(struct jit_tr *t, bool enter)
 {
     struct jit_buf *b = &t->b;
-    jit_store(b, 8, JR_RAX, JIT_CPU(rip));
-    jit_load(b, 4, JR_RDX, JIT_CPU(events));
-    jit_alu_rm(b, 4, JALU_OR, JR_RDX, JIT_CPU(jit_nochain));
-    uint8_t *pending = jit_jcc(b, JCC_NE);
     lookup_slot(t, JR_RAX);
     jit_alu_rm(b, 8, JALU_CMP, JR_RAX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, la)));
     uint8_t *miss = jit_jcc(b, JCC_NE);
@@ -255,8 +288,10 @@ void jit_exit_dynamic(struct jit_tr *t)
     jit_alu_rm(b, 8, JALU_CMP, JR_RDX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, jc_gen)));
     uint8_t *old = jit_jcc(b, JCC_NE);
     uint8_t *hit = b->p;
-    jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
-    jit_mov_rr(b, 8, JR_R12, JR_RAX);
+    if (enter) {
+        jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
+        jit_mov_rr(b, 8, JR_R12, JR_RAX);
+    }
     jit_jmp_m(b, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, code)));
     /* flushed since: does the fetch TLB still map it to the same page? */
     jit_patch(b, old, b->p);
@@ -276,13 +311,24 @@ void jit_exit_dynamic(struct jit_tr *t)
     uint8_t *moved = jit_jcc(b, JCC_NE);
     jit_store(b, 8, JR_RDX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, jc_gen)));
     jit_jmp_to(b, hit);
-    jit_patch(b, pending, b->p);
     jit_patch(b, miss, b->p);
     jit_patch(b, unmapped, b->p);
     jit_patch(b, moved, b->p);
+}
+
+void jit_exit_dynamic(struct jit_tr *t)
+{
+    struct jit_buf *b = &t->b;
+    jit_store(b, 8, JR_RAX, JIT_CPU(rip));
+    struct jit_pending pending = pending_check(t, JR_RDX);
+    lookup_jump(t, true);
+    pending_patch(t, &pending, b->p);
     jit_leave(t, t->idx + 1);
 }
 
+/* A same-page target: a patchable jump, which until the run loop patches
+ * it (never while an interrupt is pending: the loop does not patch then)
+ * tries the lookup table. */
 void jit_exit_to(struct jit_tr *t, int64_t rel)
 {
     struct jit_buf *b = &t->b;
@@ -294,12 +340,12 @@ void jit_exit_to(struct jit_tr *t, int64_t rel)
     }
     jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
     jit_lea(b, JR_R12, jit_m(JR_R12, (int32_t)(t->next + rel)));
-    jit_load(b, 4, JR_RAX, JIT_CPU(events));
-    jit_alu_rm(b, 4, JALU_OR, JR_RAX, JIT_CPU(jit_nochain));
-    uint8_t *pending = jit_jcc(b, JCC_NE);
+    struct jit_pending pending = pending_check(t, JR_RAX);
     uint8_t *site = jit_jmp(b);
-    jit_patch(b, pending, b->p);
     jit_patch(b, site, b->p);
+    jit_mov_rr(b, 8, JR_RAX, JR_R12);
+    lookup_jump(t, false);
+    pending_patch(t, &pending, b->p);
     jit_store(b, 8, JR_R12, JIT_CPU(rip));
     jit_store(b, 8, JR_R12, JIT_CPU(jit_exit_la));
     jit_mov_imm(b, JR_RAX, (uint64_t)(uintptr_t)site);
