@@ -341,6 +341,14 @@ static void build_cases(void)
     raw("imul-setb", "\x48\x0f\xaf\xca\x0f\x92\xc0", 7, CF | OF);
     raw("sbb-cmovb", "\x48\x19\xd1\x48\x0f\x42\xc2", 7, ALL);
     raw("sub16-jb", "\x66\x29\xd1\x72\x02\xff\xc0", 7, ALL & ~(OF | SF | ZF | AF | PF));
+    /* BT family with only CF live afterwards (a SETB/ADC reader, then
+     * flags overwritten) and with everything live (JC at the block end) */
+    raw("bt-setb", "\x48\x0f\xa3\xd1\x0f\x92\xc0\x48\x39\xe4", 10, ALL);
+    raw("bts-adc", "\x48\x0f\xab\xd1\x48\x11\xd0", 7, ALL);
+    raw("btc16-sbb", "\x66\x0f\xbb\xd1\x48\x19\xd0", 7, ALL);
+    raw("btr-imm-jc", "\x48\x0f\xba\xf1\x05\x72\x02\xff\xc0\x48\x39\xe4", 12, ALL);
+    raw("bts-m-imm-setb", "\x0f\xba\x6b\x40\x1f\x0f\x92\xc0\x48\x39\xe4", 11, ALL);
+    raw("add-bt-jz", "\x48\x01\xd1\x0f\xa3\xd0\x74\x02\xff\xc0", 10, ALL & ~(CF | OF | SF | AF | PF));
     raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;

@@ -68,7 +68,7 @@ static void carry_to_host(struct jit_tr *t)
         jit_alu_rm(b, size, op == X86_LF_SUB ? JALU_CMP : JALU_ADD, JR_RAX, JIT_CPU(lf.b));
     } else if (op == X86_LF_LOGIC) {
         jit_byte(b, 0xf8);                                  /* CLC */
-    } else if (op == X86_LF_INC || op == X86_LF_DEC) {
+    } else if (op == X86_LF_INC || op == X86_LF_DEC || op == X86_LF_NONE) {
         jit_op_m(b, 4, 0x0fba, 4, JIT_CPU(rflags));         /* BT [rflags], 0 */
         jit_byte(b, 0);
     } else {
@@ -191,7 +191,7 @@ static bool t_test(struct jit_tr *t, const struct x86_insn *in)
  * x86_lf_incdec keeps it (nothing to do after another INC/DEC). */
 static void save_cf(struct jit_tr *t)
 {
-    if (t->known_op == X86_LF_INC || t->known_op == X86_LF_DEC)
+    if (t->known_op == X86_LF_INC || t->known_op == X86_LF_DEC || t->known_op == X86_LF_NONE)
         return;
     carry_to_host(t);
     jit_setcc(&t->b, JCC_B, JR_RAX);
@@ -269,6 +269,69 @@ static bool t_shift(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
+static void materialize_flags(struct x86_cpu *cpu)
+{
+    x86_get_flags(cpu);
+}
+
+/* 0F A3/AB/B3/BB: BT/BTS/BTR/BTC r/m, reg (register operand only: a
+ * memory operand is addressed by the bit offset) and 0F BA /4-/7 with an
+ * immediate. CF is the bit; the interpreter keeps ZF, SF, OF, AF, PF. With
+ * those dead afterwards the record is "0 - CF" (a SUB whose CF is the bit);
+ * live, the flags are materialized first and CF replaced in RFLAGS. */
+static bool t_bt(struct jit_tr *t, const struct x86_insn *in)
+{
+    struct jit_buf *b = &t->b;
+    bool imm = in->op == 0xba;
+    unsigned kind = imm ? ((in->modrm >> 3) & 7) - 4 : (in->op >> 3) & 3;
+    unsigned size = in->osz;
+    static const uint16_t host_op[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };
+    if ((imm && ((in->modrm >> 3) & 7) < 4) || (!imm && in->mod != 3) || !jit_rm_ok(t, in))
+        return false;
+    bool mem = in->mod != 3, keep = (t->live & JF_OSZ) != 0;
+    struct jit_mem dst = jit_rm(t, in, size, kind != 0);
+    if (keep) {
+        if (mem) {
+            jit_mov_rr(b, 8, JR_R13, JR_RDI);
+            dst = jit_m(JR_R13, 0);
+        }
+        jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+        jit_call(b, (const void *)materialize_flags);
+    }
+    jit_load(b, size, JR_RAX, dst);
+    if (imm) {
+        jit_op_r(b, size, 0x0fba, 4 + kind, JR_RAX);
+        jit_byte(b, (uint8_t)(in->imm & (8 * size - 1)));
+    } else {
+        jit_load(b, size, JR_RCX, jit_greg(in, in->reg, size));
+        jit_op_r(b, size, host_op[kind], JR_RCX, JR_RAX);
+    }
+    if (t->live) {
+        jit_setcc(b, JCC_B, JR_RCX);
+        jit_op_r(b, 4, 0x0fb6, JR_RCX, JR_RCX);             /* MOVZX ecx, cl */
+    }
+    if (kind)
+        jit_store_dest(t, in, size, JR_RAX, dst);
+    if (keep) {
+        jit_alu_mi(b, 1, JALU_AND, JIT_CPU(rflags), (int32_t)(uint8_t)~X86_CF);
+        jit_alu_rm(b, 1, JALU_OR, JR_RCX, JIT_CPU(rflags));
+        jit_store(b, 1, JR_RCX, JIT_CPU(rflags));
+        t->known_op = X86_LF_NONE;
+        t->hf = false;
+    } else if (t->live) {
+        jit_store_imm(b, 8, JIT_CPU(lf.a), 0);
+        jit_store(b, 8, JR_RCX, JIT_CPU(lf.b));
+        jit_op_r(b, 8, 0xf7, 3, JR_RCX);                    /* NEG rcx */
+        jit_lf(t, X86_LF_SUB, 8, JR_NONE, JR_NONE, JR_RCX);
+        t->hf = !mem;           /* host CF: NEG of the bit */
+        if (mem)
+            t->known_op = -1;   /* after a TLB miss, the interpreter's record */
+    } else {
+        t->known_op = -1;
+    }
+    return true;
+}
+
 /* 0F AF: IMUL reg, r/m; 69/6B: IMUL reg, r/m, imm — only with dead flags */
 static bool t_imul(struct jit_tr *t, const struct x86_insn *in)
 {
@@ -291,8 +354,13 @@ static bool t_imul(struct jit_tr *t, const struct x86_insn *in)
 jit_template *jit_alu_template(const struct x86_insn *in)
 {
     unsigned op = in->op;
-    if (in->map == X86_MAP_0F)
-        return (op == 0xaf && !(in->pfx & (X86_PFX_F2 | X86_PFX_F3))) ? t_imul : NULL;
+    if (in->map == X86_MAP_0F) {
+        if (in->pfx & (X86_PFX_F2 | X86_PFX_F3))
+            return NULL;
+        if (op == 0xa3 || op == 0xab || op == 0xb3 || op == 0xbb || op == 0xba)
+            return t_bt;
+        return op == 0xaf ? t_imul : NULL;
+    }
     if (in->map != X86_MAP_1B)
         return NULL;
     if (op < 0x40 && (op & 7) < 6)

@@ -623,5 +623,10 @@ bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
         *wr = JF_ALL;
         return true;
     }
+    if (op == 0xa3 || op == 0xab || op == 0xb3 || op == 0xbb ||
+        (op == 0xba && ((in->modrm >> 3) & 7) >= 4)) {
+        *wr = JF_CF;            /* the others are kept (undefined in the SDM) */
+        return true;
+    }
     return false;
 }
