@@ -337,7 +337,11 @@ int virtio_serial_add_port(struct pci_bus *pbus, const char *bus, const char *id
     }
     p->used = true;
     p->console = console;
-    p->host_open = true;
+    /* As QEMU: a console is open from the start (output with no peer is
+     * dropped); a serial port follows its chardev (attach reported the
+     * state), so the guest's writes wait for a socket's peer. */
+    if (console || !p->chr)
+        p->host_open = true;
     p->name = name ? strdup(name) : NULL;
     (void)id;
     return 0;
