@@ -23,6 +23,8 @@ kill $w
 wait
 for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.test.port ] && port=/dev/${p##*/}; done
 echo WRITING; echo AGENT-HELLO >$port; echo WROTE
+timeout 2 dd if=/dev/zero of=$port bs=64k count=256 2>/dev/null
+echo NOTAHEAD $(dmesg | grep -c "is not a head")
 echo DISKS $(cat /sys/block/vda/stat /sys/block/vdb/stat | awk "\$7 >= 8192 { n++ } END { print n + 0 }")'
 truncate -s 16M "$T/a.img" "$T/b.img"
 sock=$T/con.sock
@@ -80,9 +82,17 @@ try:
         if not d:
             break
         buf += d
+    # Then hang up in the middle of the guest's next, longer write.
+    more = 0
+    while more < 65536:
+        d = s.recv(65536)
+        if not d:
+            break
+        more += len(d)
 except OSError as e:
     print("socket:", e)
-print(buf.decode(errors="replace").strip())
+s.close()
+print(buf.split(b"\n")[0].decode(errors="replace").strip())
 PY
 py2=$!
 wait $vm
@@ -94,5 +104,7 @@ grep -q "TO-HOST-FROM-GUEST" "$T/console" && ok "virtconsole: guest to host" ||
 check_eq "virtconsole: host to guest" "FROM-HOST-0123" \
     "$(tr -d '\r' <"$T/out" | awk '$1 == "CONSOLE" { print $2 }')"
 check_eq "virtserialport: a write waits for the host to connect" "AGENT-HELLO" "$(cat "$T/port")"
+check_eq "virtserialport: the host hanging up mid-write leaves the queues sound" 0 \
+    "$(tr -d '\r' <"$T/out" | awk '$1 == "NOTAHEAD" { print $2 }')"
 check_eq "both disks written meanwhile" 2 "$(tr -d '\r' <"$T/out" | awk '$1 == "DISKS" { print $2 }')"
 done_testing

@@ -47,7 +47,11 @@ struct vser {
     struct vport port[VSER_MAX_PORTS];
     struct ctrl_msg ctrl[VSER_CTRL_MAX];  /* device -> driver control messages waiting */
     int nctrl;
-    struct virtq_elem elem;
+    struct virtq_elem elem;       /* data queues and control tx */
+    /* Control rx only: a control message can be sent from inside a data
+     * queue's loop (a chardev write that finds the peer gone reports the
+     * port closed), which must not clobber the element in hand. */
+    struct virtq_elem ctrl_elem;
 };
 
 static bool multiport(struct vser *s) { return virtio_has_feature(&s->vd, VSER_F_MULTIPORT); }
@@ -60,10 +64,10 @@ static void ctrl_flush(struct vser *s)
 {
     struct virtq *vq = &s->vd.vq[2];
     bool pushed = false;
-    while (s->nctrl && virtq_pop(vq, &s->elem) > 0) {
+    while (s->nctrl && virtq_pop(vq, &s->ctrl_elem) > 0) {
         struct ctrl_msg *m = &s->ctrl[0];
-        size_t n = iov_from_buf(s->elem.in, s->elem.in_num, 0, m->b, m->len);
-        virtq_push(vq, &s->elem, n);
+        size_t n = iov_from_buf(s->ctrl_elem.in, s->ctrl_elem.in_num, 0, m->b, m->len);
+        virtq_push(vq, &s->ctrl_elem, n);
         pushed = true;
         memmove(&s->ctrl[0], &s->ctrl[1], sizeof(s->ctrl[0]) * (--s->nctrl));
     }
