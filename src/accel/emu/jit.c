@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "accel/emu/flags.h"
 #include "accel/emu/jit_int.h"
+#include "accel/emu/mmu.h"
 
 #define JIT_BUF_SIZE (32u << 20)
 /* Room one block's translation can take at most (32 instructions). */
@@ -275,6 +276,19 @@ static void lookup_slot(struct jit_tr *t, unsigned reg)
     jit_alu_rr(b, 8, JALU_ADD, JR_RCX, JR_RDX);
 }
 
+/* The fetch TLB lost the address (a CR3 write drops user pages): walk the
+ * page tables as the run loop would, and refill it when the address still
+ * maps to the entry's page. 0 when not (then the run loop deals with it,
+ * faults included). */
+static uint64_t lookup_refill(struct x86_cpu *cpu, uint64_t la, const struct jit_lookup *e)
+{
+    uint64_t pa;
+    bool user = cpu->tlb_user;
+    if (x86_mmu_walk(cpu, la, X86_ACC_X, user, &pa, false) != 0 || (pa & ~0xfffull) != e->pa)
+        return 0;
+    return x86_tlb_fill(cpu, la, X86_ACC_X, user)->tag_x == (la & ~0xfffull);
+}
+
 /* Jump to the translation of the guest address in RAX if the lookup table
  * has it (R12/R14 for the target set on the way when `enter`, else they
  * already are); the misses fall through. Clobbers RCX, RDX, RSI, RDI. */
@@ -309,11 +323,25 @@ static void lookup_jump(struct jit_tr *t, bool enter)
     jit_load(b, 8, JR_RDI, jit_mx(JR_RBX, JR_RSI, 3, itlb + (int32_t)offsetof(struct x86_tlb_entry, pa)));
     jit_alu_rm(b, 8, JALU_CMP, JR_RDI, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, pa)));
     uint8_t *moved = jit_jcc(b, JCC_NE);
+    uint8_t *valid = b->p;
+    jit_load(b, 8, JR_RDX, JIT_CPU(jc_gen));
     jit_store(b, 8, JR_RDX, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, jc_gen)));
     jit_jmp_to(b, hit);
-    jit_patch(b, miss, b->p);
     jit_patch(b, unmapped, b->p);
+    jit_push(b, JR_RAX);                    /* two pushes keep the call aligned */
+    jit_push(b, JR_RCX);
+    jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+    jit_mov_rr(b, 8, JR_RSI, JR_RAX);
+    jit_mov_rr(b, 8, JR_RDX, JR_RCX);
+    jit_call(b, (const void *)lookup_refill);
+    jit_pop(b, JR_RCX);
+    jit_test_rr(b, 4, JR_RAX, JR_RAX);
+    jit_pop(b, JR_RAX);
+    uint8_t *gone = jit_jcc(b, JCC_E);
+    jit_jmp_to(b, valid);
+    jit_patch(b, miss, b->p);
     jit_patch(b, moved, b->p);
+    jit_patch(b, gone, b->p);
 }
 
 void jit_exit_dynamic(struct jit_tr *t)
