@@ -276,6 +276,8 @@ static void build_cases(void)
     raw("xchg-acc", "\x48\x91", 2, ALL);
     raw("push-pop", "\x51\x41\x58", 3, ALL);
     raw("push-imm-pop", "\x68\x80\x00\x00\x80\x59", 6, ALL);
+    raw("push-imm8-pop", "\x6a\x80\x41\x59", 4, ALL);
+    raw("push-leave", "\x55\x48\x89\xe5\x6a\x07\x48\x8b\x0c\x24\xc9", 11, ALL);
     raw("call-ret", "\xe8\x02\x00\x00\x00\xeb\x04\x48\xff\xc0\xc3", 11, ALL);
     raw("enter-leave", "\xc8\x10\x00\x00\xc9", 5, ALL);
     /* indirect CALL/JMP to a RIP-relative target (RCX and the memory slot

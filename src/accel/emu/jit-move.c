@@ -1,5 +1,5 @@
 /* JIT templates for data movement: MOV forms, LEA, MOVZX/MOVSX/MOVSXD,
- * PUSH/POP of registers, CMOVcc, SETcc, NOP. None of them touches the
+ * PUSH/POP of registers, PUSH imm, LEAVE, CBW..CQO, CMOVcc, SETcc, NOP. None of them touches the
  * guest's flags, so host flags survive those that do no memory access. */
 #include "accel/emu/jit_int.h"
 
@@ -118,6 +118,51 @@ static bool t_pop(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
+/* 68/6A: PUSH imm (sign-extended to 64 bits) */
+static bool t_push_imm(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz != 8)
+        return false;
+    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
+    jit_tlb(t, 8, true);
+    jit_store_imm(&t->b, 8, jit_m(JR_RDI, 0), (int32_t)in->imm);
+    jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    return true;
+}
+
+/* C9: LEAVE (RSP = RBP, then POP RBP) */
+static bool t_leave(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz != 8)
+        return false;
+    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RBP, 8));
+    jit_tlb(t, 8, false);
+    jit_load(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
+    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, 8));
+    jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_store(&t->b, 8, JR_RAX, jit_greg(in, X86_RBP, 8));
+    return true;
+}
+
+/* 98: CBW/CWDE/CDQE and 99: CWD/CDQ/CQO, by the host's own */
+static bool t_convert(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned size = in->osz;
+    unsigned dst = in->op == 0x98 ? JR_RAX : JR_RDX;
+    jit_load(&t->b, 8, JR_RAX, jit_greg(in, X86_RAX, 8));
+    if (in->op == 0x99)
+        jit_load(&t->b, 8, JR_RDX, jit_greg(in, X86_RDX, 8));
+    if (size == 2)
+        jit_byte(&t->b, 0x66);
+    else if (size == 8)
+        jit_byte(&t->b, 0x48);
+    jit_byte(&t->b, in->op);
+    jit_store(&t->b, size == 2 ? 2 : 8, dst, jit_greg(in, dst == JR_RAX ? X86_RAX : X86_RDX, 8));
+    t->hf = t->hf_in;
+    return true;
+}
+
 static bool t_cmov(struct jit_tr *t, const struct x86_insn *in)
 {
     unsigned size = in->osz;
@@ -184,6 +229,9 @@ jit_template *jit_move_template(const struct x86_insn *in)
     case 0x8a: case 0x8b: return t_mov_load;
     case 0xc6: case 0xc7: return t_mov_imm_rm;
     case 0x8d: return t_lea;
+    case 0x68: case 0x6a: return t_push_imm;
+    case 0xc9: return t_leave;
+    case 0x98: case 0x99: return t_convert;
     case 0x63: return t_movx;
     case 0x90: return (in->rex & 1) ? NULL : t_nop;
     }

@@ -627,7 +627,7 @@ bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
         if ((op >= 0x50 && op <= 0x5f) || (op >= 0x88 && op <= 0x8b) || op == 0x8d ||
             op == 0x63 || op == 0x90 || (op >= 0xb0 && op <= 0xbf) || op == 0xc6 ||
             op == 0xc7 || op == 0xc3 || op == 0xe8 || op == 0xe9 || op == 0xeb ||
-            op == 0x98 || op == 0x99)
+            op == 0x98 || op == 0x99 || op == 0x68 || op == 0x6a || op == 0xc9)
             return true;
         if (op == 0x84 || op == 0x85 || op == 0xa8 || op == 0xa9 || op == 0x69 || op == 0x6b) {
             *wr = JF_ALL;
