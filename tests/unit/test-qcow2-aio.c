@@ -248,6 +248,93 @@ static void test_write_needs_driver(void **st)
     free(buf);
 }
 
+/* ---- mapped reads racing discards, rewrites and flushes ------------------- */
+
+struct churn {
+    struct bdev *bs;
+    int rounds;
+    int errors;
+};
+
+/* Discard two clusters, flush (applying the frees), write them again in
+ * the other order, over and over: each host cluster freed is soon reused,
+ * often for the other guest cluster. */
+static void *churn_thread(void *arg)
+{
+    struct churn *c = arg;
+    uint8_t *buf;
+    if (posix_memalign((void **)&buf, 4096, PIECE))
+        return NULL;
+    for (int r = 0; r < c->rounds; r++) {
+        uint64_t a = (uint64_t)(r % 8) * PIECE, b = (uint64_t)((r + 1) % 8) * PIECE;
+        if (bdev_pdiscard(c->bs, a, PIECE) || bdev_pdiscard(c->bs, b, PIECE) ||
+            bdev_flush(c->bs))
+            c->errors++;
+        bt_fill(buf, b, PIECE, 100 + (int)(b / PIECE));
+        c->errors += bdev_pwrite(c->bs, b, buf, PIECE, 0) != 0;
+        bt_fill(buf, a, PIECE, 100 + (int)(a / PIECE));
+        c->errors += bdev_pwrite(c->bs, a, buf, PIECE, 0) != 0;
+    }
+    free(buf);
+    return NULL;
+}
+
+static struct {
+    pthread_mutex_t lock;
+    int bad;
+} seen = { PTHREAD_MUTEX_INITIALIZER, 0 };
+
+struct racer_req {
+    uint8_t *buf;
+    uint64_t off;
+    struct iovec iov;
+};
+
+/* A racing read sees zeroes (discarded) or one of its cluster's patterns,
+ * whole: never another cluster's bytes, never a torn mix of old and freed. */
+static void on_race_read(void *opaque, int ret)
+{
+    struct racer_req *q = opaque;
+    bool okay = ret == 0 && (bt_is_zero(q->buf, PIECE) ||
+                             bt_check(q->buf, q->off, PIECE, 100 + (int)(q->off / PIECE)) == -1 ||
+                             bt_check(q->buf, q->off, PIECE, 9) == -1);
+    pthread_mutex_lock(&seen.lock);
+    seen.bad += !okay;
+    pthread_mutex_unlock(&seen.lock);
+    on_done(NULL, ret);
+}
+
+static void test_race_free(void **st)
+{
+    struct bdev *bs = create_open("race.qcow2", NULL, 0);
+    uint8_t *buf = big_buf();
+    bt_fill(buf, 0, 8 * PIECE, 9);
+    assert_int_equal(bdev_pwrite(bs, 0, buf, 8 * PIECE, 0), 0);
+    struct churn c = { bs, 300, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, churn_thread, &c), 0);
+    struct racer_req q[8];
+    for (int i = 0; i < 8; i++)
+        q[i] = (struct racer_req){ buf + i * PIECE, (uint64_t)i * PIECE, { buf + i * PIECE, PIECE } };
+    for (int round = 0; round < 300; round++) {
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(bdev_aio_preadv(bs, q[i].off, &q[i].iov, 1, on_race_read, &q[i]), 0);
+        wait_all(8);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(c.errors, 0);
+    assert_int_equal(seen.bad, 0);
+    assert_true(bdev_aio_mapped_count(bs) > 0);
+    check_clean(bs);
+    /* Every cluster was rewritten last with its own pattern. */
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(bdev_pread(bs, (uint64_t)i * PIECE, buf, PIECE), 0);
+        assert_int_equal(bt_check(buf, (uint64_t)i * PIECE, PIECE, 100 + i), -1);
+    }
+    bdev_close(bs);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_backing),
         cmocka_unit_test(test_pin_holds_free),
         cmocka_unit_test(test_write_needs_driver),
+        cmocka_unit_test(test_race_free),
     };
     return cmocka_run_group_tests(tests, bt_setup, bt_teardown);
 }
