@@ -66,7 +66,7 @@ print("RSS0", rss())
 print("SET", cmd("balloon 128") or "-")
 ok = wait_for(lambda: cmd("info balloon") == "balloon: actual=128", 60)
 print("INFO1", cmd("info balloon"))
-time.sleep(0.5)
+time.sleep(1.5)   # the guest samples MemTotal every 0.2 s: let it see the low point
 print("RSS1", rss())
 print("SET", cmd("balloon 256") or "-")
 wait_for(lambda: cmd("info balloon") == "balloon: actual=256", 60)
