@@ -351,6 +351,13 @@ static void build_cases(void)
     raw("btr-imm-jc", "\x48\x0f\xba\xf1\x05\x72\x02\xff\xc0\x48\x39\xe4", 12, ALL);
     raw("bts-m-imm-setb", "\x0f\xba\x6b\x40\x1f\x0f\x92\xc0\x48\x39\xe4", 11, ALL);
     raw("add-bt-jz", "\x48\x01\xd1\x0f\xa3\xd0\x74\x02\xff\xc0", 10, ALL & ~(CF | OF | SF | AF | PF));
+    /* a register compare read by the next instruction: from host flags
+     * (register CMOV/SETcc), or from the record (memory forms look up the
+     * TLB in between) */
+    raw("cmp-cmovl", "\x48\x39\xd1\x48\x0f\x4c\xc2", 7, ALL);
+    raw("cmp-cmovb-m", "\x48\x39\xd1\x48\x0f\x42\x43\x40", 8, ALL);
+    raw("sub-setg-m", "\x29\xd1\x0f\x9f\x43\x40", 6, ALL);
+    raw("test-cmove-inc", "\x85\xd1\x0f\x44\xc2\xff\xc1\x48\x0f\x42\xf2", 11, ALL);
     raw("cmp-pushpop", "\x48\x39\xd1\x51\x41\x58", 6, ALL);
 
     unsigned a, b, cx, d;

@@ -35,7 +35,7 @@ static void alu_op(struct jit_tr *t, bool mem, bool dst_is_reg, unsigned alu, un
         jit_mov_imm(b, JR_RCX, (uint64_t)(int64_t)imm);
     else if (src_kind == SRC_LOC)
         jit_load(b, size, JR_RCX, src);
-    if (lop != X86_LF_LOGIC && t->live) {
+    if (lop != X86_LF_LOGIC && t->live_mem) {
         jit_store(b, 8, JR_RAX, JIT_CPU(lf.a));
         jit_store(b, 8, JR_RCX, JIT_CPU(lf.b));
     }
@@ -102,14 +102,14 @@ static bool t_adc(struct jit_tr *t, const struct x86_insn *in)
     bool to_reg = form == 2 || form == 3;
     struct jit_mem dst = to_reg ? jit_greg(in, in->reg, size) : rm;
     carry_to_host(t);
-    if (t->live)
+    if (t->live_mem)
         jit_setcc(b, JCC_B, JR_RDX);
     jit_load(b, size, JR_RAX, dst);
     if (imm)
         jit_mov_imm(b, JR_RCX, (uint64_t)(int64_t)in->imm);
     else
         jit_load(b, size, JR_RCX, to_reg ? rm : jit_greg(in, in->reg, size));
-    if (t->live) {
+    if (t->live_mem) {
         jit_store(b, 8, JR_RAX, JIT_CPU(lf.a));
         jit_store(b, 8, JR_RCX, JIT_CPU(lf.b));
     }
@@ -117,7 +117,7 @@ static bool t_adc(struct jit_tr *t, const struct x86_insn *in)
     unsigned base = alu == JALU_ADC ? X86_LF_ADD : X86_LF_SUB;
     _Static_assert(X86_LF_ADC == X86_LF_ADD + 1 && X86_LF_SBB == X86_LF_SUB + 1,
                    "carry-in selects the record");
-    if (t->live) {
+    if (t->live_mem) {
         jit_store(b, 8, JR_RAX, JIT_CPU(lf.res));
         jit_op_r(b, 4, 0x0fb6, JR_RDX, JR_RDX);             /* MOVZX edx, dl */
         jit_lea(b, JR_RDX, jit_m(JR_RDX, (int32_t)(base | size << 8)));

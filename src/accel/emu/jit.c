@@ -148,7 +148,7 @@ void jit_lf(struct jit_tr *t, unsigned op, unsigned size, unsigned a, unsigned b
 {
     t->known_op = (int)op;
     t->known_size = (int)size;
-    if (!t->live)
+    if (!t->live_mem)
         return;
     if (a != JR_NONE)
         jit_store(&t->b, 8, a, JIT_CPU(lf.a));
@@ -429,18 +429,60 @@ static jit_template *find_template(const struct x86_insn *in)
     return f;
 }
 
-/* Which flags each instruction leaves for a later reader (all at the end). */
-static void flag_liveness(const struct x86_block *blk, uint8_t *live_after)
+/* Does this instruction leave the guest's flags in host flags (a register
+ * form of a template whose host instruction computes them all)? */
+static bool hf_producer(const struct x86_insn *in)
 {
-    uint8_t live = JF_ALL;
+    unsigned op = in->op, digit = (in->modrm >> 3) & 7;
+    if (in->map != X86_MAP_1B || (in->pfx & X86_PFX_LOCK))
+        return false;
+    if (op < 0x40 && (op & 7) < 6)
+        return (op & 7) >= 4 || in->mod == 3;
+    if (op == 0x80 || op == 0x81 || op == 0x83 || op == 0x84 || op == 0x85)
+        return in->mod == 3;
+    if (op == 0xf6 || op == 0xf7)
+        return in->mod == 3 && (digit <= 1 || digit == 3);
+    return op == 0xa8 || op == 0xa9;
+}
+
+/* Does this instruction's template read the flags from host flags when
+ * the one before left them there? */
+static bool hf_reader(const struct x86_insn *in)
+{
+    unsigned op = in->op, digit = (in->modrm >> 3) & 7;
+    if (in->pfx & X86_PFX_LOCK)
+        return false;
+    if (in->map == X86_MAP_0F)
+        return !(in->pfx & (X86_PFX_F2 | X86_PFX_F3)) &&
+               (((op >= 0x40 && op <= 0x4f) || (op >= 0x90 && op <= 0x9f)) ? in->mod == 3 :
+                op >= 0x80 && op <= 0x8f && in->osz != 2);
+    if (in->map != X86_MAP_1B)
+        return false;
+    if (op >= 0x70 && op <= 0x7f)
+        return in->osz != 2;
+    if ((op >= 0x10 && op <= 0x15) || (op >= 0x18 && op <= 0x1d))
+        return (op & 7) >= 4 || in->mod == 3;
+    return (op == 0x80 || op == 0x81 || op == 0x83) && (digit == 2 || digit == 3) && in->mod == 3;
+}
+
+/* Which flags each instruction leaves for a later reader (all at the end),
+ * and which of those must be in the lazy-flags record: not those the very
+ * next instruction takes from host flags (a register compare followed by
+ * CMOVcc, say), unless a later reader wants them too. */
+static void flag_liveness(const struct x86_block *blk, uint8_t *live_after, uint8_t *mem_after)
+{
+    uint8_t live = JF_ALL, mem = JF_ALL;
     for (int i = blk->n - 1; i >= 0; i--) {
         uint8_t rd, wr;
         live_after[i] = live;
+        mem_after[i] = mem;
         if (!jit_flag_effect(&blk->insn[i], &rd, &wr)) {
             rd = JF_ALL;
             wr = 0;
         }
         live = (uint8_t)((live & ~wr) | rd);
+        bool from_host = i > 0 && hf_reader(&blk->insn[i]) && hf_producer(&blk->insn[i - 1]);
+        mem = (uint8_t)((mem & ~wr) | (from_host ? 0 : rd));
     }
 }
 
@@ -515,8 +557,8 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
     t->nstub = t->nexit = 0;
     t->lookup = jit->lookup + (user ? JIT_LOOKUP_SIZE : 0);
 
-    uint8_t live_after[X86_BLOCK_MAX];
-    flag_liveness(blk, live_after);
+    uint8_t live_after[X86_BLOCK_MAX], mem_after[X86_BLOCK_MAX];
+    flag_liveness(blk, live_after, mem_after);
 
     jit_push(&t->b, JR_RBX);
     jit_push(&t->b, JR_R12);
@@ -552,6 +594,7 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
         t->off = off;
         t->next = off + in->len;
         t->live = live_after[i];
+        t->live_mem = mem_after[i];
         t->hf_in = t->hf;
         translate_insn(t, in, i + 1 == blk->n);
         off = t->next;

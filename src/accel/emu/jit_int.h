@@ -61,6 +61,8 @@ struct jit_tr {
     unsigned idx;               /* instruction being translated */
     uint32_t off, next;         /* its offset and the next one's, from R12 */
     uint8_t live;               /* flags a later instruction may read */
+    uint8_t live_mem;           /* ... and must find in the lazy-flags record (the
+                                   rest is read from host flags by the next one) */
     bool hf_in;                 /* host flags held the guest's before this insn */
     bool hf;                    /* ... and after it (set by templates) */
     bool ends_block;            /* the template set cpu->rip and left */
