@@ -414,8 +414,10 @@ static int mapped_submit(struct bdev_aio *aio, struct aio_req *req)
         __atomic_add_fetch(&aio->mapped_count, 1, __ATOMIC_RELAXED);
         return uring_submit(aio, req);   /* on failure the pool answers it */
     }
-    if (m != QCOW2_AIO_HOST)
+    if (m != QCOW2_AIO_HOST) {
+        req->host = 0;
         return -EAGAIN;
+    }
     req->pinned = true;
     int ret = uring_can_take(aio, req) ? uring_submit(aio, req) : -EAGAIN;
     if (ret < 0) {
