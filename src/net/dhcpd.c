@@ -30,6 +30,7 @@ void dhcpd_init(struct dhcpd *d, uint32_t server, uint32_t mask, uint32_t lo, ui
     d->mask = mask;
     d->lo = lo;
     d->hi = hi;
+    d->dns = server;
     d->lease_secs = lease_secs;
 }
 
@@ -161,7 +162,8 @@ static int reply(const struct dhcpd *d, const uint8_t *req, uint8_t type, uint32
             p = opt32(p, OPT_LEASE, d->lease_secs);
         p = opt32(p, OPT_MASK, d->mask);
         p = opt32(p, OPT_ROUTER, d->server);
-        p = opt32(p, OPT_DNS, d->server);
+        if (d->dns)
+            p = opt32(p, OPT_DNS, d->dns);
         p = opt32(p, OPT_BROADCAST, (d->server & d->mask) | ~d->mask);
     }
     *p++ = OPT_END;

@@ -23,6 +23,7 @@ struct dhcpd_lease {
 
 struct dhcpd {
     uint32_t server, mask, lo, hi;
+    uint32_t dns;                    /* the DNS server offered: server by default, 0: none */
     uint32_t lease_secs;
     int n;
     struct dhcpd_lease lease[DHCPD_MAX_LEASES];

@@ -11,7 +11,8 @@
 #      a different lease; nslookup through 192.168.66.1 resolves the host's
 #      own name, "pyclient" (from C's lease) and remote.example (relayed
 #      upstream); it pings the bridge.
-# quokka-net down stops the server.
+# quokka-net down stops the server. With port 53 held by another server,
+# up still serves DHCP and offers the host's resolver.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/guest-net.sh"
 G=$("$TOP/scripts/guest.sh") || { not_ok "build the test guest"; done_testing; }
@@ -47,7 +48,8 @@ while True:
         r = q[:2] + b"\x81\x83" + q[4:6] + b"\x00\x00\x00\x00\x00\x00" + q[12:qend]
     s.sendto(r, a)
 EOF
-inH python3 "$T/upstream.py" &
+ip netns exec $H python3 "$T/upstream.py" &
+upstream=$!
 check "quokka-net up --dhcp (built-in)" inH "$QNET" up qbr1 --address 192.168.66.1/24 --dhcp
 inH "$QNET" status > "$T/status"
 grep -q "qbr1: address 192.168.66.1/24, NAT off, DHCP built-in running" "$T/status" &&
@@ -128,5 +130,23 @@ sleep 0.2
 st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
 [ -n "$pid" ] && { [ -z "$st" ] || [ "$st" = Z ]; } && ok "down stops the server" ||
     not_ok "down stops the server (state $st)"
+
+# Port 53 taken on every address by another server: DHCP still runs and
+# hands out the host's resolver instead of the bridge.
+kill $upstream; wait $upstream 2>/dev/null
+inH python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53)); time.sleep(60)' &
+sleep 0.5
+QUOKKA_NET_DNS_UPSTREAM=198.51.100.53 inH "$QNET" up qbr1 --address 192.168.66.1/24 --dhcp \
+    >"$T/up2" 2>&1
+check_eq "up with port 53 taken (exit status)" 0 "$?"
+grep -q "no DNS on qbr1 (Address already in use); DHCP offers the host's resolver" "$T/up2" &&
+    ok "up says DNS is off" || { not_ok "up says DNS is off"; sed 's/^/#  /' "$T/up2"; }
+inH ip link set qkc0b master qbr1 up
+ip netns exec $C python3 "$T/client.py" > "$T/client2.out" 2>&1
+read -r kind cip router dns mask lease < "$T/client2.out"
+check_eq "DHCP without our DNS: the host's resolver offered" "ACK 192.168.66.1 198.51.100.53" \
+    "$kind $router $dns"
+inH "$QNET" down qbr1 >/dev/null
 [ $FAILS -gt 0 ] && tail -30 "$T/g.out" | sed 's/^/#  /'
 done_testing

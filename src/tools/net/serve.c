@@ -145,13 +145,14 @@ static void on_dns_reply(struct server *s)
 static void serve_loop(struct server *s)
 {
     for (;;) {
+        /* a negative fd is skipped by poll */
         struct pollfd p[3] = { { s->dhcp_fd, POLLIN, 0 }, { s->dns_fd, POLLIN, 0 },
                                { s->up_fd, POLLIN, 0 } };
-        if (poll(p, s->up_fd >= 0 ? 3 : 2, -1) < 0 && errno != EINTR)
+        if (poll(p, 3, -1) < 0 && errno != EINTR)
             return;
         if (p[0].revents & POLLIN)
             on_dhcp(s);
-        if (p[1].revents & POLLIN)
+        if (s->dns_fd >= 0 && (p[1].revents & POLLIN))
             on_dns_query(s);
         if (s->up_fd >= 0 && (p[2].revents & POLLIN))
             on_dns_reply(s);
@@ -167,11 +168,16 @@ static int open_sockets(struct server *s, const struct serve_conf *c)
     }
     s->dns_fd = udp_socket(NULL, c->addr, 53, false);
     if (s->dns_fd < 0) {
-        fprintf(stderr, "quokka-net: DNS on %s: %s\n", c->bridge, strerror(-s->dns_fd));
-        close(s->dhcp_fd);
-        return s->dns_fd;
+        /* Another DNS server holds port 53 on every address: serve DHCP
+         * alone and hand out the host's resolver if guests can reach it. */
+        bool loop = (c->upstream >> 24) == 127;
+        s->dhcp.dns = loop ? 0 : c->upstream;
+        fprintf(stderr, "quokka-net: no DNS on %s (%s); DHCP offers %s\n", c->bridge,
+                strerror(-s->dns_fd), s->dhcp.dns ? "the host's resolver" : "no DNS server");
     }
     s->up_fd = -1;
+    if (s->dns_fd < 0)
+        return 0;
     struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons(53),
                               .sin_addr.s_addr = htonl(c->upstream) };
     if (c->upstream && (s->up_fd = udp_socket(NULL, 0, 0, false)) >= 0 &&
@@ -206,7 +212,8 @@ pid_t serve_start(const struct serve_conf *c)
     }
     int e = pid < 0 ? -errno : 0;
     close(s.dhcp_fd);
-    close(s.dns_fd);
+    if (s.dns_fd >= 0)
+        close(s.dns_fd);
     if (s.up_fd >= 0)
         close(s.up_fd);
     return pid < 0 ? e : pid;
