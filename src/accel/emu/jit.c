@@ -367,6 +367,18 @@ void jit_exit_to(struct jit_tr *t, int64_t rel)
         return;
     }
     jit_lea(b, JR_R14, jit_m(JR_R14, (int32_t)(t->idx + 1)));
+    if (t->next + rel == 0) {
+        /* back to this block's start: no entry check needed, as the code
+         * cannot change under it unnoticed (a store to a code page leaves
+         * through the interpreter; other CPUs interrupt it) */
+        struct jit_pending pending = pending_check(t, JR_RAX);
+        jit_jmp_to(b, t->body);
+        pending_patch(t, &pending, b->p);
+        jit_store(b, 8, JR_R12, JIT_CPU(rip));
+        jit_mov_rr(b, 4, JR_RAX, JR_R14);
+        epilogue(t);
+        return;
+    }
     jit_lea(b, JR_R12, jit_m(JR_R12, (int32_t)(t->next + rel)));
     struct jit_pending pending = pending_check(t, JR_RAX);
     uint8_t *site = jit_jmp(b);
@@ -587,6 +599,7 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
     jit_op_m(&t->b, 4, 0x81, JALU_CMP, jit_m(JR_RAX, 0));
     jit_u32(&t->b, blk->gen);
     t->stale = jit_jcc(&t->b, JCC_NE);
+    t->body = t->b.p;
     uint32_t off = 0;
     for (unsigned i = 0; i < blk->n; i++) {
         const struct x86_insn *in = &blk->insn[i];

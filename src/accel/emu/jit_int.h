@@ -68,6 +68,7 @@ struct jit_tr {
     bool ends_block;            /* the template set cpu->rip and left */
     int known_op, known_size;   /* lazy-flags record known at this point, -1 if not */
     uint8_t *stale;             /* the block's page changed: leave before running any of it */
+    uint8_t *body;              /* the first instruction's code (after the entry checks) */
     struct jit_stub stub[2 * X86_BLOCK_MAX];
     unsigned nstub;
     uint8_t *exit_site[2 * X86_BLOCK_MAX];
