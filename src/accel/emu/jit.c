@@ -227,16 +227,20 @@ void jit_leave(struct jit_tr *t, unsigned count)
 #define JIT_PROLOGUE_LEN 90
 
 /* Emit the test "may translated code go straight on to another block?":
- * not while stepping, nor with an event to handle. A maskable interrupt
+ * not while stepping, nor with an event to handle, nor (with `epoch`, for
+ * exits to other pages) once a page has become code somewhere: the run
+ * loop must drop this CPU's write tags first, or a store through one would
+ * miss that the page now holds code. Same-page chains check events only,
+ * as they always did: they are loops that interrupts end. A maskable interrupt
  * that may be pending does not count while IF=0: the run loop could not
  * take it either, and the bit stays set for a whole interrupt handler
  * (it is re-armed after each delivery), which otherwise sent every block
  * of it through the run loop. Uses `reg`; the sites jump when it may not. */
 struct jit_pending {
-    uint8_t *site[3];
+    uint8_t *site[4];
 };
 
-static struct jit_pending pending_check(struct jit_tr *t, unsigned reg)
+static struct jit_pending pending_check(struct jit_tr *t, unsigned reg, bool epoch)
 {
     struct jit_buf *b = &t->b;
     struct jit_pending p;
@@ -251,12 +255,20 @@ static struct jit_pending pending_check(struct jit_tr *t, unsigned reg)
     jit_byte(b, X86_IF >> 8);                               /* TEST byte [rflags+1], IF */
     p.site[2] = jit_jcc(b, JCC_NE);
     jit_patch(b, none, b->p);
+    p.site[3] = NULL;
+    if (epoch) {
+        /* a page turned into code since: the run loop drops the write tags */
+        jit_load(b, 8, reg, JIT_CPU(code_epoch_p));
+        jit_load(b, 8, reg, jit_m(reg, 0));
+        jit_alu_rm(b, 8, JALU_CMP, reg, JIT_CPU(code_epoch));
+        p.site[3] = jit_jcc(b, JCC_NE);
+    }
     return p;
 }
 
 static void pending_patch(struct jit_tr *t, const struct jit_pending *p, const uint8_t *target)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         jit_patch(&t->b, p->site[i], target);
 }
 
@@ -348,7 +360,7 @@ void jit_exit_dynamic(struct jit_tr *t)
 {
     struct jit_buf *b = &t->b;
     jit_store(b, 8, JR_RAX, JIT_CPU(rip));
-    struct jit_pending pending = pending_check(t, JR_RDX);
+    struct jit_pending pending = pending_check(t, JR_RDX, true);
     lookup_jump(t, true);
     pending_patch(t, &pending, b->p);
     jit_leave(t, t->idx + 1);
@@ -371,7 +383,7 @@ void jit_exit_to(struct jit_tr *t, int64_t rel)
         /* back to this block's start: no entry check needed, as the code
          * cannot change under it unnoticed (a store to a code page leaves
          * through the interpreter; other CPUs interrupt it) */
-        struct jit_pending pending = pending_check(t, JR_RAX);
+        struct jit_pending pending = pending_check(t, JR_RAX, false);
         jit_jmp_to(b, t->body);
         pending_patch(t, &pending, b->p);
         jit_store(b, 8, JR_R12, JIT_CPU(rip));
@@ -380,7 +392,7 @@ void jit_exit_to(struct jit_tr *t, int64_t rel)
         return;
     }
     jit_lea(b, JR_R12, jit_m(JR_R12, (int32_t)(t->next + rel)));
-    struct jit_pending pending = pending_check(t, JR_RAX);
+    struct jit_pending pending = pending_check(t, JR_RAX, false);
     uint8_t *site = jit_jmp(b);
     jit_patch(b, site, b->p);
     jit_mov_rr(b, 8, JR_RAX, JR_R12);
