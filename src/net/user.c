@@ -17,6 +17,12 @@
 #include "util/mainloop.h"
 
 #define USER_MTU 65520
+#define USER_MAX_WAIT_MS 1000
+
+struct pollset {
+    struct pollfd *pfd;
+    int n, cap;
+};
 
 struct netuser {
     struct net_client nc;
@@ -24,8 +30,11 @@ struct netuser {
     Slirp *slirp;
     pthread_t thread;
     int wake_fd;
-    struct pollfd *pfd;
-    int npfd, cap;
+    struct pollset set;            /* what the thread polls */
+    struct pollset now;            /* what slirp wants after a guest frame (user_kick) */
+    int64_t deadline;              /* when the thread's poll times out (clock_ns) */
+    bool in_poll;                  /* the thread sleeps on set (under the device lock) */
+    bool stale;                    /* slirp's poll indices point into now, not set */
     char desc[64];
     struct in_addr dhcp;           /* default guest address of hostfwd rules */
 };
@@ -72,57 +81,102 @@ static const SlirpCb user_cb = {
 
 static int user_add_poll(int fd, int events, void *opaque)
 {
-    struct netuser *u = opaque;
-    if (u->npfd == u->cap) {
-        int cap = u->cap ? 2 * u->cap : 32;
-        struct pollfd *p = realloc(u->pfd, cap * sizeof(*p));
+    struct pollset *ps = opaque;
+    if (ps->n == ps->cap) {
+        int cap = ps->cap ? 2 * ps->cap : 32;
+        struct pollfd *p = realloc(ps->pfd, cap * sizeof(*p));
         if (!p)
             return -1;
-        u->pfd = p;
-        u->cap = cap;
+        ps->pfd = p;
+        ps->cap = cap;
     }
     short ev = 0;
     ev |= events & SLIRP_POLL_IN ? POLLIN : 0;
     ev |= events & SLIRP_POLL_OUT ? POLLOUT : 0;
     ev |= events & SLIRP_POLL_PRI ? POLLPRI : 0;
-    u->pfd[u->npfd] = (struct pollfd){ fd, ev, 0 };
-    return u->npfd++;
+    ps->pfd[ps->n] = (struct pollfd){ fd, ev, 0 };
+    return ps->n++;
 }
 
 static int user_get_revents(int idx, void *opaque)
 {
-    struct netuser *u = opaque;
-    if (idx < 0 || idx >= u->npfd)
+    struct pollset *ps = opaque;
+    if (idx < 0 || idx >= ps->n)
         return 0;
-    short r = u->pfd[idx].revents;
+    short r = ps->pfd[idx].revents;
     return (r & POLLIN ? SLIRP_POLL_IN : 0) | (r & POLLOUT ? SLIRP_POLL_OUT : 0) |
            (r & POLLPRI ? SLIRP_POLL_PRI : 0) | (r & POLLERR ? SLIRP_POLL_ERR : 0) |
            (r & POLLHUP ? SLIRP_POLL_HUP : 0);
+}
+
+/* slirp's fds and timeout now, into ps (our wake fd first); the deadline. */
+static int64_t user_fill(struct netuser *u, struct pollset *ps)
+{
+    uint32_t timeout = USER_MAX_WAIT_MS;
+    ps->n = 0;
+    user_add_poll(u->wake_fd, SLIRP_POLL_IN, ps);
+    slirp_pollfds_fill(u->slirp, &timeout, user_add_poll, ps);
+    if (timeout > USER_MAX_WAIT_MS)
+        timeout = USER_MAX_WAIT_MS;
+    return clock_ns() + (int64_t)timeout * 1000000;
+}
+
+/* Poll ps without waiting and let slirp act on it. */
+static void user_poll_now(struct netuser *u, struct pollset *ps)
+{
+    int r = poll(ps->pfd, ps->n, 0);
+    slirp_pollfds_poll(u->slirp, r < 0, user_get_revents, ps);
 }
 
 static void *user_thread(void *opaque)
 {
     struct netuser *u = opaque;
     for (;;) {
-        uint32_t timeout = 1000;
         ml_lock(u->ml);
-        u->npfd = 0;
-        user_add_poll(u->wake_fd, SLIRP_POLL_IN, u);
-        slirp_pollfds_fill(u->slirp, &timeout, user_add_poll, u);
-        int n = u->npfd;
+        u->deadline = user_fill(u, &u->set);
+        u->stale = false;
+        u->in_poll = true;
+        int64_t wait = (u->deadline - clock_ns()) / 1000000;
         ml_unlock(u->ml);
-        int r = poll(u->pfd, n, timeout > 1000 ? 1000 : (int)timeout);
-        if (u->pfd[0].revents & POLLIN) {
+        int r = poll(u->set.pfd, u->set.n, wait > 0 ? (int)wait : 0);
+        if (u->set.pfd[0].revents & POLLIN) {
             uint64_t v;
             if (read(u->wake_fd, &v, 8) < 0) {
                 /* nothing to drain */
             }
         }
         ml_lock(u->ml);
-        slirp_pollfds_poll(u->slirp, r < 0, user_get_revents, u);
+        u->in_poll = false;
+        if (u->stale) {                /* slirp's indices point into now: refill */
+            user_fill(u, &u->set);
+            user_poll_now(u, &u->set);
+        } else {
+            slirp_pollfds_poll(u->slirp, r < 0, user_get_revents, &u->set);
+        }
         ml_unlock(u->ml);
     }
     return NULL;
+}
+
+/* After a guest frame (device lock held): let slirp do now, in this
+ * thread, what the frame made possible (read a socket whose buffer it
+ * drained, accept the data of a connection it completed), then wake the
+ * thread only if it sleeps on fds, events or a timeout slirp no longer
+ * wants. Waking it for every frame cost a thread switch per frame. */
+static void user_kick(struct netuser *u)
+{
+    user_fill(u, &u->now);
+    user_poll_now(u, &u->now);
+    if (!u->in_poll)
+        return;                        /* the thread refills before it sleeps again */
+    u->stale = true;
+    int64_t deadline = user_fill(u, &u->now);
+    bool changed = u->now.n != u->set.n || deadline < u->deadline;
+    for (int i = 0; i < u->now.n && !changed; i++)
+        changed = u->now.pfd[i].fd != u->set.pfd[i].fd ||
+                  u->now.pfd[i].events != u->set.pfd[i].events;
+    if (changed)
+        user_wake(u);
 }
 
 static ssize_t user_receive(struct net_client *nc, const struct iovec *iov, int cnt)
@@ -135,10 +189,7 @@ static ssize_t user_receive(struct net_client *nc, const struct iovec *iov, int 
         len += iov[i].iov_len;
     }
     slirp_input(u->slirp, buf, (int)len);
-    /* A guest frame changes what slirp's sockets wait for (a connection
-     * established, a send buffer drained): the thread must poll anew, not
-     * sleep on the old set until slirp's timeout (up to half a second). */
-    user_wake(u);
+    user_kick(u);
     return (ssize_t)len;
 }
 
