@@ -296,6 +296,9 @@ static uint64_t lookup_refill(struct x86_cpu *cpu, uint64_t la, const struct jit
 {
     uint64_t pa;
     bool user = cpu->tlb_user;
+    /* should the fill fault after all (the PTE changed since the walk, on
+     * another CPU), it is the fetch fault the run loop would raise here */
+    cpu->rip = cpu->insn_rip = la;
     if (x86_mmu_walk(cpu, la, X86_ACC_X, user, &pa, false) != 0 || (pa & ~0xfffull) != e->pa)
         return 0;
     return x86_tlb_fill(cpu, la, X86_ACC_X, user)->tag_x == (la & ~0xfffull);
