@@ -205,19 +205,26 @@ static inline void cd_regs64(struct x86_regs *r)
 /* Guest-side start of a run: touch the data and stack pages (so the TLB
  * holds them, write tags included, and translated memory operands take
  * their inline fast path rather than the miss path), load RFLAGS and the
- * GPRs from CD_STATE, and end the block so the code under test starts its
- * own. It shares the code page and starts with a block of its own: the
- * first decode on a freshly written code page drops every write tag (and
- * the next dispatch does again), which must all happen before the touches. */
+ * GPRs from CD_STATE, and jump to the code under test. The code page
+ * starts with a jump here: decoding the first block of a freshly written
+ * code page drops every write tag (and the next dispatch does again),
+ * which must all happen before the touches. This page never changes, so
+ * its translation is made once. */
 #define CD_STATE (CD_STACK + 0x1000u)
+#define CD_WARM 0x1f0000u
+#define CD_WARM_JMP 5u          /* the jump at CD_CODE; the code follows it */
 
-static inline size_t cd_prologue(uint8_t *p)
+static inline void cd_put_jmp(uint8_t *ram, uint32_t from, uint32_t to)
 {
-    uint8_t *start = p;
+    int32_t rel = (int32_t)(to - (from + 5));
+    ram[from] = 0xe9;
+    memcpy(ram + from + 1, &rel, 4);
+}
+
+static inline void cd_prologue(uint8_t *ram)
+{
+    uint8_t *p = ram + CD_WARM;
     uint32_t a = CD_DATA;
-    *p++ = 0xe9;                                            /* jmp to the next byte */
-    memset(p, 0, 4);
-    p += 4;
     *p++ = 0x80, *p++ = 0x0c, *p++ = 0x25;                 /* or byte [CD_DATA], 0 */
     memcpy(p, &a, 4);
     p += 4;
@@ -239,10 +246,7 @@ static inline size_t cd_prologue(uint8_t *p)
         memcpy(p, &a, 4);
         p += 4;
     }
-    *p++ = 0xe9;                                            /* jmp to the next byte */
-    memset(p, 0, 4);
-    p += 4;
-    return (size_t)(p - start);
+    cd_put_jmp(ram, (uint32_t)(p - ram), CD_CODE + CD_WARM_JMP);
 }
 
 /* Runs code + HLT; returns 0 or the exception vector raised. With `warm`
@@ -251,7 +255,13 @@ static inline int cd_run_emu_warm(struct cd *h, const uint8_t *code, size_t n, s
                                   unsigned ptrs, bool warm)
 {
     struct x86_regs r;
-    size_t pro = warm ? cd_prologue(h->ram + CD_CODE) : 0;
+    size_t pro = 0;
+    if (warm) {
+        if (h->ram[CD_WARM] == 0)
+            cd_prologue(h->ram);
+        cd_put_jmp(h->ram, CD_CODE, CD_WARM);
+        pro = CD_WARM_JMP;
+    }
     memcpy(h->ram + CD_CODE + pro, code, n);
     h->ram[CD_CODE + pro + n] = 0xf4;
     x86_emu_invalidate_code(h->emu, CD_CODE, pro + n + 1);
