@@ -350,6 +350,8 @@ static void build_cases(void)
     raw("btc16-sbb", "\x66\x0f\xbb\xd1\x48\x19\xd0", 7, ALL);
     raw("btr-imm-jc", "\x48\x0f\xba\xf1\x05\x72\x02\xff\xc0\x48\x39\xe4", 12, ALL);
     raw("bts-m-imm-setb", "\x0f\xba\x6b\x40\x1f\x0f\x92\xc0\x48\x39\xe4", 11, ALL);
+    raw("bt-bts-jc", "\x48\x0f\xa3\xd1\x48\x0f\xab\xd0\x72\x02\xff\xc1", 12, CF | ZF);
+    raw("add-bt-jc", "\x48\x01\xd1\x48\x0f\xa3\xd0\x72\x02\xff\xc1", 11, CF | ZF);
     raw("add-bt-jz", "\x48\x01\xd1\x0f\xa3\xd0\x74\x02\xff\xc0", 10, ALL & ~(CF | OF | SF | AF | PF));
     /* a register compare read by the next instruction: from host flags
      * (register CMOV/SETcc), or from the record (memory forms look up the

@@ -295,8 +295,13 @@ static bool t_bt(struct jit_tr *t, const struct x86_insn *in)
             jit_mov_rr(b, 8, JR_R13, JR_RDI);
             dst = jit_m(JR_R13, 0);
         }
-        jit_mov_rr(b, 8, JR_RDI, JR_RBX);
-        jit_call(b, (const void *)materialize_flags);
+        if (t->known_op != X86_LF_NONE) {
+            jit_alu_mi(b, 1, JALU_CMP, JIT_CPU(lf.op), X86_LF_NONE);
+            uint8_t *done = jit_jcc(b, JCC_E);     /* already materialized */
+            jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+            jit_call(b, (const void *)materialize_flags);
+            jit_patch(b, done, b->p);
+        }
     }
     jit_load(b, size, JR_RAX, dst);
     if (imm) {
