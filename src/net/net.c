@@ -147,13 +147,6 @@ ssize_t net_send_buf(struct net_client *nc, const void *buf, size_t len)
     return net_send(nc, &v, 1);
 }
 
-void net_peer_poll(struct net_client *nc)
-{
-    struct net_client *p = nc->peer;
-    if (p && p->ops->poll)
-        p->ops->poll(p);
-}
-
 void net_client_ready(struct net_client *nc)
 {
     while (nc->q_head && (!nc->ops->can_receive || nc->ops->can_receive(nc))) {

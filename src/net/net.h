@@ -33,10 +33,6 @@ struct net_client_ops {
     bool (*can_receive)(struct net_client *nc);
     /* The peer made room: read the host fd again. May be NULL. */
     void (*resume)(struct net_client *nc);
-    /* The peer just sent frames through us: take what the host side has
-     * ready now (a reply made while we wrote), without waiting for the
-     * event loop to notice. May be NULL. */
-    void (*poll)(struct net_client *nc);
     /* Link state changed (set_link). May be NULL. */
     void (*link_changed)(struct net_client *nc);
     /* One line for `info network` after "name: " (may be NULL). */
@@ -96,8 +92,6 @@ bool net_client_use_vnet_hdr(struct net_client *nc);
  * resume), < 0 dropped (no peer, link down, too big, queue full). */
 ssize_t net_send(struct net_client *nc, const struct iovec *iov, int n);
 ssize_t net_send_buf(struct net_client *nc, const void *buf, size_t len);
-/* nc sent frames: let its peer pick up an immediate answer (ops->poll). */
-void net_peer_poll(struct net_client *nc);
 /* nc has room again: deliver its queue, then tell its peer to resume. */
 void net_client_ready(struct net_client *nc);
 /* Is there room at nc's peer? (backends check before reading their fd) */

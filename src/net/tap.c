@@ -61,16 +61,6 @@ static void tap_readable(void *opaque, uint32_t events)
 
 static void tap_resume(struct net_client *nc) { tap_poll(nc->opaque, true); }
 
-/* The kernel answers some frames while our write is still in the system
- * call (an echo reply, a TCP segment the ACK released): reading now, in
- * the thread that wrote, spares a round through the event loop. */
-static void tap_poll_now(struct net_client *nc)
-{
-    struct nettap *t = nc->opaque;
-    if (t->polling)
-        tap_readable(t, EPOLLIN);
-}
-
 static ssize_t tap_receive(struct net_client *nc, const struct iovec *iov, int cnt)
 {
     struct nettap *t = nc->opaque;
@@ -135,8 +125,7 @@ static void tap_set_offload(struct net_client *nc, unsigned off)
 }
 
 static const struct net_client_ops tap_ops = {
-    .type = "tap", .receive = tap_receive, .resume = tap_resume, .poll = tap_poll_now,
-    .info = tap_info,
+    .type = "tap", .receive = tap_receive, .resume = tap_resume, .info = tap_info,
     .cleanup = tap_cleanup, .set_offload = tap_set_offload,
 };
 

@@ -225,7 +225,6 @@ static void vnet_tx_bad(struct vnet *n, const struct virtq_elem *e)
 static void vnet_tx(struct vnet *n)
 {
     struct virtq *vq = &n->vd.vq[1];
-    uint64_t sent = n->nc.tx_frames;
     int r;
     do {
         while ((r = virtq_pop(vq, &n->tx_elem)) > 0) {
@@ -249,8 +248,6 @@ static void vnet_tx(struct vnet *n)
             virtq_notify(vq);
         }
     } while (r >= 0 && virtq_enable_notify(vq));
-    if (n->nc.tx_frames != sent)
-        net_peer_poll(&n->nc);
 }
 
 static void vnet_notify(struct virtio_dev *vd, int q)
