@@ -80,19 +80,12 @@ static void probe(void)
 }
 
 static void c8(int off, uint8_t v) { as_write(V.mem, V.common + off, v, 1); }
-static void c16(int off, uint16_t v) { as_write(V.mem, V.common + off, v, 2); }
 static void c32(int off, uint32_t v) { as_write(V.mem, V.common + off, v, 4); }
 static uint16_t ru16(uint64_t a) { uint16_t v; memcpy(&v, V.ram + a, 2); return v; }
 
 static void queue_setup(int q, uint64_t base)
 {
-    c16(22, q);
-    c16(24, QN);
-    c32(32, base); c32(36, 0);
-    c32(40, base + 0x1000); c32(44, 0);
-    c32(48, base + 0x2000); c32(52, 0);
-    V.notify_off[q] = (uint16_t)as_read(V.mem, V.common + 30, 2);
-    c16(28, 1);
+    V.notify_off[q] = vpci_queue_enable(V.mem, V.common, q, QN, base);
 }
 
 static uint64_t driver_init(void)

@@ -53,4 +53,21 @@ static inline struct vpci_windows vpci_probe(struct address_space *io, uint32_t 
     return w;
 }
 
+/* Program queue q through the common window: `size` entries, descriptor
+ * table at base, avail ring at base + 0x1000, used ring at base + 0x2000;
+ * enable it and return its queue_notify_off. */
+static inline uint16_t vpci_queue_enable(struct address_space *mem, uint64_t common, int q,
+                                         uint16_t size, uint64_t base)
+{
+    as_write(mem, common + 22, (uint64_t)q, 2);
+    as_write(mem, common + 24, size, 2);
+    for (int i = 0; i < 3; i++) {
+        as_write(mem, common + 32 + 8 * i, (uint32_t)(base + 0x1000 * i), 4);
+        as_write(mem, common + 36 + 8 * i, 0, 4);
+    }
+    uint16_t off = (uint16_t)as_read(mem, common + 30, 2);
+    as_write(mem, common + 28, 1, 2);
+    return off;
+}
+
 #endif
