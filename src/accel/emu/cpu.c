@@ -357,18 +357,8 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
             slot = prev->succ_la[0] != X86_TLB_INVALID;
     }
     struct x86_jc_entry *j = &cpu->jc[((la >> 2) ^ (la >> 14)) & (X86_JC_SIZE - 1)];
-    if (!b && j->la == la) {
-        if (j->key == key) {
-            b = j->b;
-        } else if (j->cc_gen == cpu->cc_gen && (j->key & 7) == (key & 7)) {
-            /* the TLB was flushed since: still the same physical code? */
-            const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
-            if (e->tag_x == (la & ~0xfffull) && e->pa == (j->b->pa & ~0xfffull)) {
-                j->key = key;
-                b = j->b;
-            }
-        }
-    }
+    if (!b && j->la == la && j->key == key)
+        b = j->b;
     /* the page's generation: skip the shared load while on a page just checked */
     if (b && (b->genp != cpu->last_genp || b->gen != cpu->last_gen)) {
         uint32_t g = atomic_load_explicit(b->genp, memory_order_relaxed);
@@ -395,7 +385,7 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
                     (unsigned long long)cpu->gpr[X86_RSP], (unsigned long long)cpu->gpr[X86_RAX]);
         if (j->la == la && j->cc_gen == cpu->cc_gen && (j->key & 7) == (key & 7) &&
             j->b->pa == pa && atomic_load_explicit(j->b->genp, memory_order_relaxed) == j->b->gen) {
-            b = j->b;           /* mapped again after a flush: no need to search */
+            b = j->b;           /* the TLB was flushed since, but la still maps here */
         } else {
             uint64_t gen_before = cpu->jc_gen;
             b = x86_cc_lookup(cpu, pa, mode, host_page);
