@@ -110,6 +110,17 @@ void jit_mem_operand(struct jit_tr *t, const struct x86_insn *in, unsigned size,
     jit_tlb(t, size, write);
 }
 
+/* dst = the TLB slot of the address in src (a table of `entries`), times
+ * five: entries are five quadwords, so [RBX + dst*8 + table] addresses it. */
+static void tlb_slot_index(struct jit_buf *b, unsigned dst, unsigned src, unsigned entries)
+{
+    _Static_assert(sizeof(struct x86_tlb_entry) == 40, "TLB entry is 5 quadwords");
+    jit_mov_rr(b, 8, dst, src);
+    jit_shift_ri(b, 8, 5, dst, 12);
+    jit_alu_ri(b, 4, JALU_AND, dst, (int32_t)entries - 1);
+    jit_lea(b, dst, jit_mx(dst, dst, 2, 0));
+}
+
 void jit_tlb(struct jit_tr *t, unsigned size, bool write)
 {
     struct jit_buf *b = &t->b;
@@ -117,17 +128,13 @@ void jit_tlb(struct jit_tr *t, unsigned size, bool write)
                             t->user * X86_TLB_SIZE * sizeof(struct x86_tlb_entry));
     int32_t tag = write ? (int32_t)offsetof(struct x86_tlb_entry, tag_w)
                         : (int32_t)offsetof(struct x86_tlb_entry, tag_r);
-    _Static_assert(sizeof(struct x86_tlb_entry) == 40, "TLB entry is 5 quadwords");
     t->hf_in = false;           /* the lookup clobbers host flags */
-    jit_mov_rr(b, 8, JR_RDX, JR_RSI);
-    jit_shift_ri(b, 8, 5, JR_RDX, 12);
-    jit_alu_ri(b, 4, JALU_AND, JR_RDX, X86_TLB_SIZE - 1);
-    jit_lea(b, JR_RDX, jit_mx(JR_RDX, JR_RDX, 2, 0));
+    tlb_slot_index(b, JR_RDX, JR_RSI, X86_TLB_SIZE);
     jit_lea(b, JR_RDI, jit_m(JR_RSI, (int32_t)size - 1));
     jit_alu_ri(b, 8, JALU_AND, JR_RDI, -4096);
     jit_alu_rm(b, 8, JALU_CMP, JR_RDI, jit_mx(JR_RBX, JR_RDX, 3, set + tag));
     if (t->nstub < sizeof t->stub / sizeof t->stub[0]) {
-        t->stub[t->nstub++] = (struct jit_stub){ jit_jcc(b, JCC_NE), NULL, t->idx };
+        t->stub[t->nstub++] = (struct jit_stub){ jit_jcc(b, JCC_NE), NULL, t->idx, t->off };
     } else {
         t->b.full = true;       /* cannot happen with two accesses per instruction */
     }
@@ -220,6 +227,14 @@ static void epilogue(struct jit_tr *t)
 void jit_leave(struct jit_tr *t, unsigned count)
 {
     jit_lea(&t->b, JR_RAX, jit_m(JR_R14, (int32_t)count));
+    epilogue(t);
+}
+
+/* Leave for the block R12 points at, with the instructions R14 counted. */
+static void leave_at_r12(struct jit_tr *t)
+{
+    jit_store(&t->b, 8, JR_R12, JIT_CPU(rip));
+    jit_mov_rr(&t->b, 4, JR_RAX, JR_R14);
     epilogue(t);
 }
 
@@ -326,10 +341,7 @@ static void lookup_jump(struct jit_tr *t, bool enter)
     jit_patch(b, old, b->p);
     int32_t itlb = (int32_t)(offsetof(struct x86_cpu, itlb) +
                              t->user * X86_ITLB_SIZE * sizeof(struct x86_tlb_entry));
-    jit_mov_rr(b, 8, JR_RSI, JR_RAX);
-    jit_shift_ri(b, 8, 5, JR_RSI, 12);
-    jit_alu_ri(b, 4, JALU_AND, JR_RSI, X86_ITLB_SIZE - 1);
-    jit_lea(b, JR_RSI, jit_mx(JR_RSI, JR_RSI, 2, 0));
+    tlb_slot_index(b, JR_RSI, JR_RAX, X86_ITLB_SIZE);
     jit_mov_rr(b, 8, JR_RDI, JR_RAX);
     jit_alu_ri(b, 8, JALU_AND, JR_RDI, -4096);
     jit_alu_rm(b, 8, JALU_CMP, JR_RDI,
@@ -389,9 +401,7 @@ void jit_exit_to(struct jit_tr *t, int64_t rel)
         struct jit_pending pending = pending_check(t, JR_RAX, false);
         jit_jmp_to(b, t->body);
         pending_patch(t, &pending, b->p);
-        jit_store(b, 8, JR_R12, JIT_CPU(rip));
-        jit_mov_rr(b, 4, JR_RAX, JR_R14);
-        epilogue(t);
+        leave_at_r12(t);
         return;
     }
     jit_lea(b, JR_R12, jit_m(JR_R12, (int32_t)(t->next + rel)));
@@ -401,12 +411,10 @@ void jit_exit_to(struct jit_tr *t, int64_t rel)
     jit_mov_rr(b, 8, JR_RAX, JR_R12);
     lookup_jump(t, false);
     pending_patch(t, &pending, b->p);
-    jit_store(b, 8, JR_R12, JIT_CPU(rip));
     jit_store(b, 8, JR_R12, JIT_CPU(jit_exit_la));
     jit_mov_imm(b, JR_RAX, (uint64_t)(uintptr_t)site);
     jit_store(b, 8, JR_RAX, JIT_CPU(jit_exit_site));
-    jit_mov_rr(b, 4, JR_RAX, JR_R14);
-    epilogue(t);
+    leave_at_r12(t);
 }
 
 void x86_jit_chain(uint8_t *site, x86_jit_fn *code)
@@ -545,10 +553,8 @@ static void emit_tail(struct jit_tr *t)
         const struct x86_insn *in = &t->blk->insn[st->idx];
         jit_patch(b, st->site, b->p);
         t->idx = st->idx;
-        t->off = 0;
-        for (unsigned i = 0; i < st->idx; i++)
-            t->off += t->blk->insn[i].len;
-        t->next = t->off + in->len;
+        t->off = st->off;
+        t->next = st->off + in->len;
         call_handler(t, in);
         if (st->resume) {
             check_block_end(t, st->idx + 1);
@@ -562,9 +568,7 @@ static void emit_tail(struct jit_tr *t)
         jit_leave(t, t->exit_count[e]);
     }
     jit_patch(b, t->stale, b->p);
-    jit_store(b, 8, JR_R12, JIT_CPU(rip));
-    jit_mov_rr(b, 4, JR_RAX, JR_R14);
-    epilogue(t);
+    leave_at_r12(t);
 }
 
 x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, unsigned user)

@@ -34,6 +34,7 @@ struct jit_stub {
     uint8_t *site;
     uint8_t *resume;
     unsigned idx;
+    uint32_t off;               /* the instruction's offset from R12 */
 };
 
 /* Translations by linear address, for exits whose target is not patched
