@@ -59,11 +59,6 @@ _Atomic uint32_t *x86_emu_page_gen(struct x86_emu *emu, uint64_t pa, bool create
     return &p[(pa >> 12) & (CHUNK_PAGES - 1)];
 }
 
-uint64_t x86_emu_code_epoch(struct x86_emu *emu)
-{
-    return atomic_load_explicit(&emu->code_epoch, memory_order_acquire);
-}
-
 _Atomic uint64_t *x86_emu_code_epoch_ptr(struct x86_emu *emu)
 {
     return &emu->code_epoch;

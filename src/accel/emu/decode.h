@@ -43,7 +43,6 @@ void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b);
 
 /* Per-page code generation (bit 0: page holds decoded code), NULL if untracked. */
 _Atomic uint32_t *x86_emu_page_gen(struct x86_emu *emu, uint64_t pa, bool create);
-uint64_t x86_emu_code_epoch(struct x86_emu *emu);
 /* Where the epoch lives, for a cheap check in the run loop. */
 _Atomic uint64_t *x86_emu_code_epoch_ptr(struct x86_emu *emu);
 

@@ -208,12 +208,6 @@ static void rip_to_rax(struct jit_tr *t, int64_t rel)
     }
 }
 
-void jit_set_rip(struct jit_tr *t, int64_t rel)
-{
-    rip_to_rax(t, rel);
-    jit_store(&t->b, 8, JR_RAX, JIT_CPU(rip));
-}
-
 static void epilogue(struct jit_tr *t)
 {
     jit_pop(&t->b, JR_R15);

@@ -111,8 +111,7 @@ struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size
 void jit_lf(struct jit_tr *t, unsigned op, unsigned size, unsigned a, unsigned b, unsigned res);
 /* Leave a condition in host flags; returns the host condition code to test. */
 unsigned jit_cond(struct jit_tr *t, unsigned cc);
-/* cpu->rip = R12 + next (+ rel); then return `count` retired instructions. */
-void jit_set_rip(struct jit_tr *t, int64_t rel);
+/* Return `count` retired instructions (cpu->rip already set). */
 void jit_leave(struct jit_tr *t, unsigned count);
 /* Leave for the instruction at R12 + next + rel, after t->idx + 1
  * instructions. When it is on the block's page, the exit can later be
