@@ -43,7 +43,8 @@ void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b);
 
 /* Per-page code generation (bit 0: page holds decoded code), NULL if untracked. */
 _Atomic uint32_t *x86_emu_page_gen(struct x86_emu *emu, uint64_t pa, bool create);
-/* Where the epoch lives, for a cheap check in the run loop. */
+/* The code epoch (moves on whenever a page first holds decoded code: write
+ * tags must go), for a cheap check in the run loop and translated code. */
 _Atomic uint64_t *x86_emu_code_epoch_ptr(struct x86_emu *emu);
 
 #endif

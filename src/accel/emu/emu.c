@@ -152,10 +152,18 @@ static struct accel *emu_create(const struct accel_board *b, struct error *err)
 {
     /* Our CPU has one model: CPUID advertises exactly what it implements.
      * Like QEMU's TCG with -cpu host, refuse a model we would not honour. */
-    if (b->cpu_model && strcmp(b->cpu_model, "max")) {
-        error_set(err, -EINVAL, "CPU model '%s' is not available with the emu accelerator "
-                  "(it has one model, 'max'; 'host' and named models need KVM)", b->cpu_model);
-        return NULL;
+    if (b->cpu_model) {
+        int n = (int)strcspn(b->cpu_model, ",");
+        if (n != 3 || strncmp(b->cpu_model, "max", 3)) {
+            error_set(err, -EINVAL, "CPU model '%.*s' is not available with the emu accelerator "
+                      "(it has one model, 'max'; 'host' and named models need KVM)", n, b->cpu_model);
+            return NULL;
+        }
+        if (b->cpu_model[n]) {
+            error_set(err, -EINVAL, "-cpu %s: feature flags are not supported with the emu "
+                      "accelerator (its CPUID advertises exactly what it implements)", b->cpu_model);
+            return NULL;
+        }
     }
     struct accel *a = calloc(1, sizeof(*a));
     if (!a) {
