@@ -165,6 +165,7 @@ void x86_cpu_reset(struct x86_cpu *cpu, bool bsp)
     memset(cpu->mtrr_fixed, 0, sizeof cpu->mtrr_fixed);
     memset(cpu->mtrr_var, 0, sizeof cpu->mtrr_var);
     cpu->misc_enable = 1;             /* fast strings */
+    cpu->spec_ctrl = 0;
     cpu->cpl = 0;
     cpu->delivering = -1;
     cpu->intr_shadow = cpu->nmi_blocked = cpu->halted = false;

@@ -241,6 +241,7 @@ struct x86_cpu {
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t mtrr_def_type, mtrr_fixed[11], mtrr_var[16];
     uint64_t misc_enable;
+    uint64_t spec_ctrl;     /* IA32_SPEC_CTRL: kept for the guest, no effect here */
     int64_t tsc_offset;     /* guest TSC = host ns * scale + offset */
 
     /* SIMD / x87 state (fpu.h; handlers in sse*.c, x87.c, fxsave.c) */
