@@ -2,7 +2,7 @@
  * outcome the SDM fixes. Page faults and their error codes and CR2,
  * exception delivery with and without error code (IST stack, privilege
  * change to RSP0), #GP on a bad selector, SYSCALL/SYSRET, IRETQ to ring 3,
- * INT n against gate DPL, and the real -> protected -> long mode switch. */
+ * INT n against gate DPL, the speculation-control MSRs, and the real -> protected -> long mode switch. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -42,6 +42,19 @@ static const uint8_t ud[] = { 0x0f, 0x0b };
 static const uint8_t de[] = { 0x31, 0xc9, 0xf7, 0xf1 };
 /* mov ecx, 0xc0000080; rdmsr; or eax, 1; wrmsr; mov ecx, 0xc0000081; xor eax, eax; mov edx, 0x00100008; wrmsr; mov ecx, 0xc0000082; mov eax, 0x21000; xor edx, edx; wrmsr; mov ecx, 0xc0000084; mov eax, 0x200; wrmsr; push 0x1b; push 0x60000; push 0x202; push 0x23; push 0x31000; iretq */
 static const uint8_t syscall_setup[] = { 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x83, 0xc8, 0x01, 0x0f, 0x30, 0xb9, 0x81, 0x00, 0x00, 0xc0, 0x31, 0xc0, 0xba, 0x08, 0x00, 0x10, 0x00, 0x0f, 0x30, 0xb9, 0x82, 0x00, 0x00, 0xc0, 0xb8, 0x00, 0x10, 0x02, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xb9, 0x84, 0x00, 0x00, 0xc0, 0xb8, 0x00, 0x02, 0x00, 0x00, 0x0f, 0x30, 0x6a, 0x1b, 0x68, 0x00, 0x00, 0x06, 0x00, 0x68, 0x02, 0x02, 0x00, 0x00, 0x6a, 0x23, 0x68, 0x00, 0x10, 0x03, 0x00, 0x48, 0xcf };
+/* IA32_SPEC_CTRL takes IBRS|BHI_DIS_S and reads it back; IBPB is accepted;
+ * ARCH_CAPABILITIES -> r9d, CPUID.(7,2).EDX -> r10d; then a reserved
+ * SPEC_CTRL bit must fault:
+ * mov ecx, 0x48; mov eax, 0x401; xor edx, edx; wrmsr; xor eax, eax; rdmsr;
+ * mov r8d, eax; mov ecx, 0x49; mov eax, 1; wrmsr; mov ecx, 0x10a; rdmsr;
+ * mov r9d, eax; mov eax, 7; mov ecx, 2; cpuid; mov r10d, edx;
+ * mov ecx, 0x48; mov eax, 8; xor edx, edx; wrmsr; hlt */
+static const uint8_t spec_ctrl_prog[] = {
+    0xb9, 0x48, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x04, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0x31,
+    0xc0, 0x0f, 0x32, 0x41, 0x89, 0xc0, 0xb9, 0x49, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00,
+    0x00, 0x0f, 0x30, 0xb9, 0x0a, 0x01, 0x00, 0x00, 0x0f, 0x32, 0x41, 0x89, 0xc1, 0xb8, 0x07,
+    0x00, 0x00, 0x00, 0xb9, 0x02, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0x41, 0x89, 0xd2, 0xb9, 0x48,
+    0x00, 0x00, 0x00, 0xb8, 0x08, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xf4 };
 /* mov r8, rcx; mov r9, r11; mov r10d, eax; sysretq */
 static const uint8_t syscall_handler[] = { 0x49, 0x89, 0xc8, 0x4d, 0x89, 0xd9, 0x41, 0x89, 0xc2, 0x48, 0x0f, 0x07 };
 /* mov eax, 0x77; syscall; int3 */
@@ -287,6 +300,21 @@ static void test_syscall_sysret(void **state)
     sys_free(s);
 }
 
+/* The speculation controls Linux needs to see before it leaves retpolines
+ * and the branch-history clearing loop out of every system call. */
+static void test_spec_ctrl(void **state)
+{
+    struct sys *s = sys_new();
+    struct x86_regs r = run64(s, spec_ctrl_prog, sizeof spec_ctrl_prog);
+    assert_int_equal(r.gpr[8], 0x401);
+    assert_true(r.gpr[9] & 0x2);                        /* IBRS_ALL */
+    assert_true(r.gpr[9] & (1u << 20));                 /* BHI_NO */
+    assert_true(r.gpr[10] & 0x10);                      /* BHI_CTRL */
+    assert_int_equal(r.gpr[15], 13);                    /* reserved bit: #GP */
+    assert_int_equal(get64(s, r.gpr[4] + 8), KCODE + sizeof spec_ctrl_prog - 3);
+    sys_free(s);
+}
+
 static void test_int_gate_dpl(void **state)
 {
     struct sys *s = sys_new();
@@ -350,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_ud_on_ist_stack),
         cmocka_unit_test(test_divide_error),
         cmocka_unit_test(test_syscall_sysret),
+        cmocka_unit_test(test_spec_ctrl),
         cmocka_unit_test(test_int_gate_dpl),
         cmocka_unit_test(test_triple_fault),
         cmocka_unit_test(test_real_to_long_mode),

@@ -7,7 +7,8 @@
 #include "accel/emu/mmu.h"
 
 enum {
-    MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_FEATURE_CONTROL = 0x3a, MSR_UCODE_REV = 0x8b,
+    MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_FEATURE_CONTROL = 0x3a, MSR_SPEC_CTRL = 0x48,
+    MSR_PRED_CMD = 0x49, MSR_UCODE_REV = 0x8b,
     MSR_MTRRCAP = 0xfe, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175,
     MSR_SYSENTER_EIP = 0x176, MSR_MCG_CAP = 0x179, MSR_MCG_STATUS = 0x17a,
     MSR_MISC_ENABLE = 0x1a0, MSR_MTRR_VAR0 = 0x200, MSR_MTRR_FIX64K = 0x250,
@@ -21,11 +22,18 @@ enum {
 /* An interpreter does not speculate: none of the transient-execution
  * attacks these bits rule out can happen, and saying so spares the guest
  * page-table isolation (two CR3 writes per system call) and buffer
- * clearing. RDCL_NO, SSB_NO, MDS_NO, PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO,
- * FBSDP_NO, PSDP_NO, BHI_NO, GDS_NO, RFDS_NO. */
-#define ARCH_CAP_NOT_AFFECTED ((1ull << 0) | (1ull << 4) | (1ull << 5) | (1ull << 6) | \
-                               (1ull << 8) | (1ull << 13) | (1ull << 14) | (1ull << 15) | \
-                               (1ull << 20) | (1ull << 26) | (1ull << 27))
+ * clearing. RDCL_NO, IBRS_ALL, SSB_NO, MDS_NO, PSCHANGE_MC_NO, TAA_NO,
+ * SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, BHI_NO, PBRSB_NO, GDS_NO, RFDS_NO.
+ * IBRS_ALL (enhanced IBRS, with IBRS/IBPB in CPUID 7) is what Linux needs
+ * to see before it drops retpolines: Spectre v2 is not ruled out by any
+ * "_NO" bit, and every indirect call through a retpoline is a call, a
+ * store over the return address and a return we cannot predict. Being
+ * honest costs nothing: predictor controls have no predictor to act on. */
+#define ARCH_CAP_NOT_AFFECTED ((1ull << 0) | (1ull << 1) | (1ull << 4) | (1ull << 5) | \
+                               (1ull << 6) | (1ull << 8) | (1ull << 13) | (1ull << 14) | \
+                               (1ull << 15) | (1ull << 20) | (1ull << 24) | (1ull << 26) | \
+                               (1ull << 27))
+#define SPEC_CTRL_VALID 0x407ull    /* IBRS, STIBP, SSBD, BHI_DIS_S */
 
 static uint64_t *mtrr_slot(struct x86_cpu *cpu, uint32_t msr)
 {
@@ -71,6 +79,7 @@ int x86_rdmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t *val)
         return 0;
     case MSR_MTRRCAP: *val = 0x508; return 0;           /* 8 variable, fixed, WC */
     case MSR_ARCH_CAPABILITIES: *val = ARCH_CAP_NOT_AFFECTED; return 0;
+    case MSR_SPEC_CTRL: *val = cpu->spec_ctrl; return 0;
     case MSR_SYSENTER_CS: *val = cpu->sysenter_cs; return 0;
     case MSR_SYSENTER_ESP: *val = cpu->sysenter_esp; return 0;
     case MSR_SYSENTER_EIP: *val = cpu->sysenter_eip; return 0;
@@ -119,6 +128,12 @@ int x86_wrmsr(struct x86_cpu *cpu, uint32_t msr, uint64_t val)
     case MSR_SYSENTER_ESP: cpu->sysenter_esp = val; return 0;
     case MSR_SYSENTER_EIP: cpu->sysenter_eip = val; return 0;
     case MSR_MCG_STATUS: return 0;
+    case MSR_SPEC_CTRL:
+        if (val & ~SPEC_CTRL_VALID)
+            return -1;
+        cpu->spec_ctrl = val;
+        return 0;
+    case MSR_PRED_CMD: return val & ~1ull ? -1 : 0;    /* IBPB: no predictor to flush */
     case MSR_UCODE_REV: return 0;                       /* microcode loader's probe */
     case 0x140: return val ? -1 : 0;                    /* no CPUID faulting */
     case MSR_MISC_ENABLE: cpu->misc_enable = val; return 0;
@@ -190,8 +205,15 @@ void x86_cpuid(struct x86_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
         break;
     case 7:
         if (sub == 0) {
+            r[0] = 2;                                   /* highest subleaf */
             r[1] = (1u << 3) | (1u << 8) | (1u << 9);  /* BMI1 BMI2 ERMS */
-            r[3] = (1u << 4) | (1u << 29);         /* FSRM ARCH_CAPABILITIES */
+            /* FSRM, IBRS/IBPB, STIBP, ARCH_CAPABILITIES, SSBD */
+            r[3] = (1u << 4) | (1u << 26) | (1u << 27) | (1u << 29) | (1u << 31);
+        } else if (sub == 2) {
+            /* BHI_CTRL: Linux treats every eIBRS part as exposed to branch
+             * history injection within the kernel and otherwise clears the
+             * history with a loop of branches at each system call */
+            r[3] = 1u << 4;
         }
         break;
     case 0x15:
