@@ -18,7 +18,7 @@
 #define SF 0x80u
 #define OF 0x800u
 
-enum { K_PLAIN, K_DIV, K_IDIV, K_SHIFT, K_SHXD, K_BTMEM, K_CMPXCHG16 };
+enum { K_PLAIN, K_DIV, K_IDIV, K_SHIFT, K_SHXD, K_BTMEM, K_CMPXCHG16, K_CMPXCHG };
 
 struct dcase {
     char name[48];
@@ -202,7 +202,8 @@ static void build_cases(void)
         }
         op2[1] = 0xb1;
         enc("cmpxchg", s, op2, 2, 1, 2, 0, 0, ALL);
-        enc("cmpxchg", s, op2, 2, 1, -1, 0, 0, ALL);
+        c = enc("cmpxchg", s, op2, 2, 1, -1, 0, 0, ALL);
+        c->kind = K_CMPXCHG;
         op2[1] = 0xc1;
         enc("xadd", s, op2, 2, 1, 2, 0, 0, ALL);
         enc("xadd", s, op2, 2, 1, -1, 0, 0, ALL);
@@ -312,8 +313,31 @@ static void build_cases(void)
     c->kind = K_CMPXCHG16;
     raw("lock-add", "\xf0\x48\x01\x4b\x40", 5, ALL);
     raw("lock-xadd", "\xf0\x0f\xc1\x4b\x40", 5, ALL);
-    raw("lock-cmpxchg", "\xf0\x48\x0f\xb1\x4b\x40", 6, ALL);
+    c = raw("lock-cmpxchg", "\xf0\x48\x0f\xb1\x4b\x40", 6, ALL);
+    c->kind = K_CMPXCHG;
+    c->size = 8;
+    c = raw("cmpxchg8-m", "\x0f\xb0\x4b\x40", 4, ALL);
+    c->kind = K_CMPXCHG;
+    c->size = 1;
+    raw("xadd8-m", "\xf0\x0f\xc0\x63\x40", 5, ALL);
     raw("lock-inc", "\xf0\xff\x43\x40", 4, ALL);
+    raw("lock-dec8", "\xf0\xfe\x4b\x40", 4, ALL);
+    raw("lock-sub-imm8", "\xf0\x48\x83\x6b\x40\x05", 6, ALL);
+    raw("lock-and8-imm", "\xf0\x80\x63\x40\x0f", 5, ALL & ~AF);
+    raw("lock-or32", "\xf0\x09\x4b\x40", 4, ALL & ~AF);
+    raw("lock-xor16", "\x66\xf0\x31\x4b\x40", 5, ALL & ~AF);
+    raw("lock-sub8", "\xf0\x28\x63\x40", 4, ALL);
+    /* LOCK INC with CF read afterwards (kept from the ADD before) */
+    raw("add-lock-inc-adc", "\x48\x01\xd1\xf0\xff\x43\x40\x48\x11\xd0", 10, ALL);
+    raw("push-m-pop", "\xff\x73\x40\x59", 4, ALL);
+    raw("lfence", "\x0f\xae\xe8", 3, ALL);
+    raw("mfence", "\x0f\xae\xf0", 3, ALL);
+    raw("sfence", "\x0f\xae\xf8", 3, ALL);
+    raw("cmp-lfence-jb", "\x48\x39\xd1\x0f\xae\xe8\x72\x02\xff\xc0", 10, ALL);
+    /* ROL/ROR by a constant with SZAPC from a pending record kept */
+    raw("add-rol16", "\x48\x01\xd1\x66\xc1\xc0\x08", 7, ALL & ~OF);
+    raw("sub-ror32-m", "\x48\x29\xd1\xc1\x4b\x40\x07", 7, ALL & ~OF);
+    raw("cmp-rol1", "\x48\x39\xd1\x48\xd1\xc2", 6, ALL);
     raw("lock-bts", "\xf0\x48\x0f\xab\x4b\x40", 6, CF)->kind = K_BTMEM;
     raw("xlat", "\xd7", 1, ALL);
     /* INC/DEC after pending lazy flags: CF must come from the earlier op */
@@ -489,6 +513,10 @@ static bool prepare(struct cd *h, struct dcase *c, struct cd_state *s, unsigned 
         *fmask = shift_fmask(c, count);
         return true;
     }
+    case K_CMPXCHG:
+        if (cd_rand(h) & 1)     /* make the compare succeed half the time */
+            memcpy(s->data + 0x440, &s->gpr[0], c->size);
+        return true;
     case K_BTMEM:
         s->gpr[1] = (s->gpr[1] & 0x3ff) - 0x200;   /* bit offset within +-64 bytes */
         return true;

@@ -2,7 +2,8 @@
  * outcome the SDM fixes. Page faults and their error codes and CR2,
  * exception delivery with and without error code (IST stack, privilege
  * change to RSP0), #GP on a bad selector, SYSCALL/SYSRET, IRETQ to ring 3,
- * INT n against gate DPL, the speculation-control MSRs, and the real -> protected -> long mode switch. */
+ * INT n against gate DPL, the speculation-control MSRs, CLI/STI/SWAPGS
+ * interpreted and translated, and the real -> protected -> long mode switch. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -55,6 +56,19 @@ static const uint8_t spec_ctrl_prog[] = {
     0x00, 0x0f, 0x30, 0xb9, 0x0a, 0x01, 0x00, 0x00, 0x0f, 0x32, 0x41, 0x89, 0xc1, 0xb8, 0x07,
     0x00, 0x00, 0x00, 0xb9, 0x02, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0x41, 0x89, 0xd2, 0xb9, 0x48,
     0x00, 0x00, 0x00, 0xb8, 0x08, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xf4 };
+/* cli; pushfq; pop r8; sti; pushfq; pop r9; KERNEL_GS_BASE = 0x6000;
+ * GS_BASE = 0x5678; swapgs; rdmsr GS_BASE -> r10d; rdmsr KERNEL_GS_BASE ->
+ * r11d; mov rdi, gs:[8]; lfence; mfence; sfence; hlt */
+static const uint8_t kernel_sys_prog[] = {
+    0xfa, 0x9c, 0x41, 0x58, 0xfb, 0x9c, 0x41, 0x59, 0xb9, 0x02, 0x01, 0x00, 0xc0, 0xb8, 0x00,
+    0x60, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xb9, 0x01, 0x01, 0x00, 0xc0, 0xb8, 0x78, 0x56,
+    0x00, 0x00, 0x0f, 0x30, 0x0f, 0x01, 0xf8, 0x0f, 0x32, 0x41, 0x89, 0xc2, 0xb9, 0x02, 0x01,
+    0x00, 0xc0, 0x0f, 0x32, 0x41, 0x89, 0xc3, 0x65, 0x48, 0x8b, 0x3c, 0x25, 0x08, 0x00, 0x00,
+    0x00, 0x0f, 0xae, 0xe8, 0x0f, 0xae, 0xf0, 0x0f, 0xae, 0xf8, 0xf4 };
+/* sti; jmp $ (the pending interrupt must end the loop) */
+static const uint8_t sti_loop[] = { 0xfb, 0xeb, 0xfe };
+/* sti; hlt (the interrupt wakes the HLT: shadow over STI's successor) */
+static const uint8_t sti_hlt[] = { 0xfb, 0xf4 };
 /* mov r8, rcx; mov r9, r11; mov r10d, eax; sysretq */
 static const uint8_t syscall_handler[] = { 0x49, 0x89, 0xc8, 0x4d, 0x89, 0xd9, 0x41, 0x89, 0xc2, 0x48, 0x0f, 0x07 };
 /* mov eax, 0x77; syscall; int3 */
@@ -100,7 +114,13 @@ static uint64_t mmio_read(void *opaque, uint64_t gpa, unsigned size) { return ~0
 static void mmio_write(void *opaque, uint64_t gpa, uint64_t val, unsigned size) {}
 static uint32_t pio_in(void *opaque, uint16_t port, unsigned size) { return ~0u; }
 static void pio_out(void *opaque, uint16_t port, uint32_t val, unsigned size) {}
-static int ack(void *opaque) { return -1; }
+static int pending_vector = -1;
+static int ack(void *opaque)
+{
+    int v = pending_vector;
+    pending_vector = -1;
+    return v;
+}
 static int shutdowns;
 static void shutdown_cb(void *opaque) { shutdowns++; }
 
@@ -315,6 +335,60 @@ static void test_spec_ctrl(void **state)
     sys_free(s);
 }
 
+/* CLI, STI, SWAPGS and the fences, interpreted and translated (the JIT
+ * does them inline at CPL 0): the same state either way. */
+static void test_kernel_sys_insns(void **state)
+{
+    for (int jit = 0; jit < 2; jit++) {
+        struct sys *s = sys_new();
+        x86_cpu_set_jit(s->cpu, jit ? 0 : -1);
+        put64(s, 0x6008, 0x1122334455667788ull);
+        struct x86_regs r = run64(s, kernel_sys_prog, sizeof kernel_sys_prog);
+        assert_int_equal(r.rip, KCODE + sizeof kernel_sys_prog);
+        assert_int_equal(r.gpr[8] & 0x200, 0);              /* CLI cleared IF */
+        assert_int_equal(r.gpr[9] & 0x200, 0x200);          /* STI set it */
+        assert_int_equal(r.gpr[10], 0x6000);                /* SWAPGS swapped the bases */
+        assert_int_equal(r.gpr[11], 0x5678);
+        assert_int_equal(r.gpr[7], 0x1122334455667788ull);  /* GS: uses the new base */
+        sys_free(s);
+    }
+}
+
+/* Ring 3 may not CLI (IOPL 0) nor SWAPGS: #GP, translated too. */
+static void test_user_cli_swapgs_fault(void **state)
+{
+    static const uint8_t cli[] = { 0xfa }, swapgs[] = { 0x0f, 0x01, 0xf8 };
+    for (int i = 0; i < 2; i++) {
+        struct sys *s = sys_new();
+        x86_cpu_set_jit(s->cpu, 0);
+        memcpy(s->ram + UCODE, i ? swapgs : cli, i ? sizeof swapgs : sizeof cli);
+        struct x86_regs r = run64(s, to_user, sizeof to_user);
+        assert_int_equal(r.gpr[15], 13);
+        assert_int_equal(get64(s, RSP0 - 40), UCODE);       /* the faulting instruction */
+        sys_free(s);
+    }
+}
+
+/* An interrupt pending while IF=0 is taken once STI has run and the
+ * instruction after it: out of a translated loop, and out of STI; HLT
+ * (after the HLT, which it wakes). */
+static void test_sti_pending_interrupt(void **state)
+{
+    for (int jit = 0; jit < 2; jit++) {
+        for (int hlt = 0; hlt < 2; hlt++) {
+            struct sys *s = sys_new();
+            x86_cpu_set_jit(s->cpu, jit ? 0 : -1);
+            pending_vector = 0x40;
+            x86_cpu_kick(s->cpu, X86_EV_INTR);
+            struct x86_regs r = run64(s, hlt ? sti_hlt : sti_loop, hlt ? sizeof sti_hlt
+                                                                      : sizeof sti_loop);
+            assert_int_equal(r.gpr[15], 0x40);
+            assert_int_equal(get64(s, KSTACK - 40), KCODE + (hlt ? 2 : 1));
+            sys_free(s);
+        }
+    }
+}
+
 static void test_int_gate_dpl(void **state)
 {
     struct sys *s = sys_new();
@@ -379,6 +453,9 @@ int main(void)
         cmocka_unit_test(test_divide_error),
         cmocka_unit_test(test_syscall_sysret),
         cmocka_unit_test(test_spec_ctrl),
+        cmocka_unit_test(test_kernel_sys_insns),
+        cmocka_unit_test(test_user_cli_swapgs_fault),
+        cmocka_unit_test(test_sti_pending_interrupt),
         cmocka_unit_test(test_int_gate_dpl),
         cmocka_unit_test(test_triple_fault),
         cmocka_unit_test(test_real_to_long_mode),

@@ -239,6 +239,59 @@ static bool t_unary(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
+static void materialize_flags(struct x86_cpu *cpu)
+{
+    x86_get_flags(cpu);
+}
+
+/* Materialize the guest's flags in RFLAGS unless they are already. The
+ * caller keeps a memory operand's host address in R13 (this may call out). */
+static void flags_to_rflags(struct jit_tr *t)
+{
+    struct jit_buf *b = &t->b;
+    if (t->known_op == X86_LF_NONE)
+        return;
+    jit_alu_mi(b, 1, JALU_CMP, JIT_CPU(lf.op), X86_LF_NONE);
+    uint8_t *done = jit_jcc(b, JCC_E);
+    jit_mov_rr(b, 8, JR_RDI, JR_RBX);
+    jit_call(b, (const void *)materialize_flags);
+    jit_patch(b, done, b->p);
+}
+
+/* ROL/ROR by a constant with the flags read later: they set CF and OF
+ * (computed from the result, as the interpreter does for every count) and
+ * keep the rest, so the flags are materialized first and patched. */
+static bool t_rotate_live(struct jit_tr *t, const struct x86_insn *in, unsigned digit,
+                          unsigned size, int count)
+{
+    struct jit_buf *b = &t->b;
+    unsigned bits = 8 * size, cf = digit ? JR_RCX : JR_RDX, of = digit ? JR_RDX : JR_RCX;
+    struct jit_mem dst = jit_rm(t, in, size, true);
+    if (in->mod != 3) {
+        jit_mov_rr(b, 8, JR_R13, JR_RDI);
+        dst = jit_m(JR_R13, 0);
+    }
+    flags_to_rflags(t);
+    jit_load(b, size, JR_RAX, dst);
+    jit_shift_ri(b, size, digit, JR_RAX, count);
+    jit_store_dest(t, in, size, JR_RAX, dst);
+    /* the upper bits of RAX are clear: RCX = the result's top bit */
+    jit_mov_rr(b, 8, JR_RCX, JR_RAX);
+    jit_shift_ri(b, 8, 5, JR_RCX, (int)bits - 1);
+    jit_mov_rr(b, 8, JR_RDX, JR_RAX);
+    if (digit == 1)         /* ROR: CF = top bit, OF = CF ^ the bit below */
+        jit_shift_ri(b, 8, 5, JR_RDX, (int)bits - 2);
+    jit_alu_ri(b, 4, JALU_AND, JR_RDX, 1);      /* ROL: CF = bit 0, OF = CF ^ top */
+    jit_alu_rr(b, 4, JALU_XOR, of, cf);
+    jit_shift_ri(b, 4, 4, of, 11);
+    jit_alu_rr(b, 4, JALU_OR, of, cf);
+    jit_alu_mi(b, 4, JALU_AND, JIT_CPU(rflags), (int32_t)~(X86_CF | X86_OF));
+    jit_alu_rm(b, 4, JALU_OR, of, JIT_CPU(rflags));
+    jit_store(b, 4, of, JIT_CPU(rflags));
+    t->known_op = X86_LF_NONE;
+    return true;
+}
+
 /* C0/C1/D0/D1 (by a constant) and D2/D3 (by CL): ROL ROR SHL SHR SAR */
 static bool t_shift(struct jit_tr *t, const struct x86_insn *in)
 {
@@ -248,8 +301,10 @@ static bool t_shift(struct jit_tr *t, const struct x86_insn *in)
     bool shift = digit == 4 || digit == 5 || digit == 7;
     if (!jit_rm_ok(t, in) || digit == 2 || digit == 3 || digit == 6 || count == 0)
         return false;
+    if (t->live && !shift && !by_cl)
+        return t_rotate_live(t, in, digit, size, count);
     /* records only for shifts by a known count; otherwise flags must be dead */
-    if (t->live && (by_cl || !shift))
+    if (t->live && by_cl)
         return false;
     struct jit_mem dst = jit_rm(t, in, size, true);
     jit_load(&t->b, size, JR_RAX, dst);
@@ -267,11 +322,6 @@ static bool t_shift(struct jit_tr *t, const struct x86_insn *in)
     }
     jit_store_dest(t, in, size, JR_RAX, dst);
     return true;
-}
-
-static void materialize_flags(struct x86_cpu *cpu)
-{
-    x86_get_flags(cpu);
 }
 
 /* 0F A3/AB/B3/BB: BT/BTS/BTR/BTC r/m, reg (register operand only: a
@@ -295,13 +345,7 @@ static bool t_bt(struct jit_tr *t, const struct x86_insn *in)
             jit_mov_rr(b, 8, JR_R13, JR_RDI);
             dst = jit_m(JR_R13, 0);
         }
-        if (t->known_op != X86_LF_NONE) {
-            jit_alu_mi(b, 1, JALU_CMP, JIT_CPU(lf.op), X86_LF_NONE);
-            uint8_t *done = jit_jcc(b, JCC_E);     /* already materialized */
-            jit_mov_rr(b, 8, JR_RDI, JR_RBX);
-            jit_call(b, (const void *)materialize_flags);
-            jit_patch(b, done, b->p);
-        }
+        flags_to_rflags(t);
     }
     jit_load(b, size, JR_RAX, dst);
     if (imm) {

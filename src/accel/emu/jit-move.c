@@ -1,6 +1,7 @@
 /* JIT templates for data movement: MOV forms, LEA, MOVZX/MOVSX/MOVSXD,
- * PUSH/POP of registers, PUSH imm, LEAVE, CBW..CQO, CMOVcc, SETcc, NOP. None of them touches the
- * guest's flags, so host flags survive those that do no memory access. */
+ * PUSH/POP of registers, PUSH imm and r/m, LEAVE, CBW..CQO, CMOVcc, SETcc,
+ * BSWAP, NOP. None of them touches the guest's flags, so host flags
+ * survive those that do no memory access. */
 #include "accel/emu/jit_int.h"
 
 /* 88/89: r/m <- reg */
@@ -118,6 +119,38 @@ static bool t_pop(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
+/* FF /6: PUSH r/m64 (the decoder leaves 32 bits as FF's default; in
+ * 64-bit code only a 66 prefix makes it narrower). The source is read
+ * (and its TLB entry checked) before the stack slot's: either miss re-runs
+ * the whole instruction. */
+static bool t_push_rm(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz == 2 || !jit_rm_ok(t, in))
+        return false;
+    jit_load(&t->b, 8, JR_R13, jit_rm(t, in, 8, false));
+    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
+    jit_tlb(t, 8, true);
+    jit_store(&t->b, 8, JR_R13, jit_m(JR_RDI, 0));
+    jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    return true;
+}
+
+/* 0F C8+r: BSWAP r32/r64 (the 16-bit form is undefined: the interpreter's) */
+static bool t_bswap(struct jit_tr *t, const struct x86_insn *in)
+{
+    if (in->osz == 2)
+        return false;
+    jit_load(&t->b, in->osz, JR_RAX, jit_greg(in, in->reg, in->osz));
+    if (in->osz == 8)
+        jit_byte(&t->b, 0x48);
+    jit_byte(&t->b, 0x0f);
+    jit_byte(&t->b, 0xc8);                                  /* BSWAP eax / rax */
+    jit_store(&t->b, 8, JR_RAX, jit_greg(in, in->reg, 8));
+    t->hf = t->hf_in;
+    return true;
+}
+
 /* 68/6A: PUSH imm (sign-extended to 64 bits) */
 static bool t_push_imm(struct jit_tr *t, const struct x86_insn *in)
 {
@@ -214,7 +247,7 @@ jit_template *jit_move_template(const struct x86_insn *in)
             return t_setcc;
         if (op == 0x1f)
             return t_nop;
-        return NULL;
+        return op >= 0xc8 && op <= 0xcf ? t_bswap : NULL;
     }
     if (in->map != X86_MAP_1B)
         return NULL;
@@ -234,6 +267,7 @@ jit_template *jit_move_template(const struct x86_insn *in)
     case 0x98: case 0x99: return t_convert;
     case 0x63: return t_movx;
     case 0x90: return (in->rex & 1) ? NULL : t_nop;
+    case 0xff: return ((in->modrm >> 3) & 7) == 6 ? t_push_rm : NULL;
     }
     return NULL;
 }

@@ -121,6 +121,14 @@ static void tlb_slot_index(struct jit_buf *b, unsigned dst, unsigned src, unsign
     jit_lea(b, dst, jit_mx(dst, dst, 2, 0));
 }
 
+void jit_stub_if(struct jit_tr *t, unsigned cc)
+{
+    if (t->nstub < sizeof t->stub / sizeof t->stub[0])
+        t->stub[t->nstub++] = (struct jit_stub){ jit_jcc(&t->b, cc), NULL, t->idx, t->off };
+    else
+        t->b.full = true;       /* cannot happen: at most two per instruction */
+}
+
 void jit_tlb(struct jit_tr *t, unsigned size, bool write)
 {
     struct jit_buf *b = &t->b;
@@ -133,11 +141,7 @@ void jit_tlb(struct jit_tr *t, unsigned size, bool write)
     jit_lea(b, JR_RDI, jit_m(JR_RSI, (int32_t)size - 1));
     jit_alu_ri(b, 8, JALU_AND, JR_RDI, -4096);
     jit_alu_rm(b, 8, JALU_CMP, JR_RDI, jit_mx(JR_RBX, JR_RDX, 3, set + tag));
-    if (t->nstub < sizeof t->stub / sizeof t->stub[0]) {
-        t->stub[t->nstub++] = (struct jit_stub){ jit_jcc(b, JCC_NE), NULL, t->idx, t->off };
-    } else {
-        t->b.full = true;       /* cannot happen with two accesses per instruction */
-    }
+    jit_stub_if(t, JCC_NE);
     jit_mov_rr(b, 8, JR_RDI, JR_RSI);
     jit_alu_rm(b, 8, JALU_ADD, JR_RDI,
                jit_mx(JR_RBX, JR_RDX, 3, set + (int32_t)offsetof(struct x86_tlb_entry, addend)));
@@ -449,12 +453,16 @@ static void check_block_end(struct jit_tr *t, unsigned count)
 static jit_template *find_template(const struct x86_insn *in)
 {
     if (in->pfx & X86_PFX_LOCK)
-        return NULL;
+        return jit_atomic_template(in);
     jit_template *f = jit_alu_template(in);
     if (!f)
         f = jit_move_template(in);
     if (!f)
         f = jit_flow_template(in);
+    if (!f)
+        f = jit_atomic_template(in);
+    if (!f)
+        f = jit_sys_template(in);
     return f;
 }
 
@@ -677,7 +685,7 @@ static bool group_flags(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
     case 0xfe: case 0xff:
         if (digit <= 1)
             *wr = JF_OSZ;                   /* INC/DEC keep CF */
-        return digit <= 1;
+        return digit <= 1 || (in->op == 0xff && digit == 6);   /* PUSH r/m: none */
     }
     return false;
 }
@@ -696,7 +704,8 @@ bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
         if ((op >= 0x50 && op <= 0x5f) || (op >= 0x88 && op <= 0x8b) || op == 0x8d ||
             op == 0x63 || op == 0x90 || (op >= 0xb0 && op <= 0xbf) || op == 0xc6 ||
             op == 0xc7 || op == 0xc3 || op == 0xe8 || op == 0xe9 || op == 0xeb ||
-            op == 0x98 || op == 0x99 || op == 0x68 || op == 0x6a || op == 0xc9)
+            op == 0x98 || op == 0x99 || op == 0x68 || op == 0x6a || op == 0xc9 ||
+            op == 0xfa || op == 0xfb)
             return true;
         if (op == 0x84 || op == 0x85 || op == 0xa8 || op == 0xa9 || op == 0x69 || op == 0x6b) {
             *wr = JF_ALL;
@@ -714,8 +723,14 @@ bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr)
         *rd = cc_flags(op & 15);
         return true;
     }
-    if (op == 0xb6 || op == 0xb7 || op == 0xbe || op == 0xbf || op == 0x1f)
+    if (op == 0xb6 || op == 0xb7 || op == 0xbe || op == 0xbf || op == 0x1f ||
+        (op >= 0xc8 && op <= 0xcf) || (op == 0x01 && in->modrm == 0xf8) ||
+        (op == 0xae && in->mod == 3 && ((in->modrm >> 3) & 7) >= 5))
+        return true;                        /* BSWAP, SWAPGS, fences: no flags */
+    if (op == 0xb0 || op == 0xb1 || op == 0xc0 || op == 0xc1) {
+        *wr = JF_ALL;                       /* CMPXCHG, XADD */
         return true;
+    }
     if (op == 0xaf) {
         *wr = JF_ALL;
         return true;

@@ -103,7 +103,10 @@ void jit_ea(struct jit_tr *t, const struct x86_insn *in, bool with_seg);
  * `size` bytes there (write access if `write`); a miss runs the instruction
  * in the interpreter. Clobbers RAX, RDX and host flags. */
 void jit_mem_operand(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write);
-/* Same for a linear address already in RSI. */
+/* Emit: when host condition cc holds, run the instruction in the
+ * interpreter instead (out of line; it rejoins after the template). */
+void jit_stub_if(struct jit_tr *t, unsigned cc);
+/* Same as jit_mem_operand for a linear address already in RSI. */
 void jit_tlb(struct jit_tr *t, unsigned size, bool write);
 /* The r/m operand: a guest register, or memory through jit_mem_operand. */
 struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write);
@@ -133,6 +136,8 @@ static inline void jit_store_dest(struct jit_tr *t, const struct x86_insn *in, u
 jit_template *jit_alu_template(const struct x86_insn *in);
 jit_template *jit_move_template(const struct x86_insn *in);
 jit_template *jit_flow_template(const struct x86_insn *in);
+jit_template *jit_atomic_template(const struct x86_insn *in);   /* also every LOCK form */
+jit_template *jit_sys_template(const struct x86_insn *in);
 /* Flags read and fully written by in (for liveness); false if unknown. */
 bool jit_flag_effect(const struct x86_insn *in, uint8_t *rd, uint8_t *wr);
 
