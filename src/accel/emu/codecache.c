@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include "accel/emu/decode.h"
 #include "accel/emu/jit.h"
+#include "accel/emu/mmu.h"
 
 #define CHUNK_SHIFT 30                       /* 1 GiB of pages per chunk */
 #define CHUNK_PAGES (1u << (CHUNK_SHIFT - 12))
@@ -93,11 +94,30 @@ void x86_code_written(struct x86_cpu *cpu, uint64_t pa, unsigned len)
 #define HASH_SIZE (1u << HASH_BITS)
 #define ARENA_SIZE (48u << 20)
 
+/* An instruction that straddles a page end belongs to no block (a block
+ * lives on one physical page), yet hot kernel functions straddle pages, so
+ * each vCPU keeps the ones it decoded, direct-mapped on the linear address.
+ * An entry holds the jump cache's key (jc_gen, privilege class, mode), both
+ * physical pages and their generations: a store to either page kills it,
+ * and after a TLB flush it counts again only if both pages still map where
+ * they did. Entries point into no arena, so recycling leaves them alone. */
+#define XC_BITS 9
+#define XC_SIZE (1u << XC_BITS)
+
+struct xc_entry {
+    uint64_t la, key;
+    uint64_t pa[2];             /* la's physical page and the next one's */
+    _Atomic uint32_t *genp[2];
+    uint32_t gen[2];
+    struct x86_insn insn;
+};
+
 struct x86_code_cache {
     struct x86_block *hash[HASH_SIZE];
     uint8_t *arena;
     size_t used;
     struct x86_jit *jit;        /* NULL: interpret only */
+    struct xc_entry xc[XC_SIZE];
 };
 
 struct x86_code_cache *x86_cc_new(void)
@@ -110,6 +130,8 @@ struct x86_code_cache *x86_cc_new(void)
         free(cc);
         return NULL;
     }
+    for (unsigned i = 0; i < XC_SIZE; i++)
+        cc->xc[i].la = X86_TLB_INVALID;     /* no instruction crosses a page there */
     const char *e = getenv("QUOKKA_JIT");
     if (!e || strcmp(e, "0") != 0)
         cc->jit = x86_jit_new();
@@ -240,4 +262,86 @@ void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b)
     if (!b->jit[user])
         b->runs = 0;            /* e.g. 32-bit code: do not retry at every run */
     return b->jit[user];
+}
+
+/* ---- page-crossing instructions ---------------------------------------------- */
+
+static inline struct xc_entry *xc_slot(struct x86_code_cache *cc, uint64_t la)
+{
+    return &cc->xc[((la >> 12) ^ (la << 5)) & (XC_SIZE - 1)];
+}
+
+static inline bool xc_page_ok(const struct xc_entry *x, int i)
+{
+    return atomic_load_explicit(x->genp[i], memory_order_relaxed) == x->gen[i];
+}
+
+const struct x86_insn *x86_cc_crossing(struct x86_cpu *cpu, uint64_t la, uint64_t key)
+{
+    struct xc_entry *x = xc_slot(cpu->cc, la);
+    if (x->la != la || x->key != key || !xc_page_ok(x, 0) || !xc_page_ok(x, 1))
+        return NULL;
+    cpu->stat_xc_hit++;
+    return &x->insn;
+}
+
+/* Physical page of the page after la's, as an instruction fetch sees it
+ * (faulting as one would); *host is NULL for MMIO. */
+static uint64_t next_page(struct x86_cpu *cpu, uint64_t la, uint8_t **host)
+{
+    uint64_t la2 = (la | 0xfff) + 1;
+    const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la2 >> 12) & (X86_ITLB_SIZE - 1)];
+    if (X86_LIKELY(e->tag_x == la2)) {
+        *host = (uint8_t *)(uintptr_t)(la2 + e->addend);
+        return e->pa;
+    }
+    return x86_fetch_xlate(cpu, la2, host) & ~0xfffull;
+}
+
+const struct x86_insn *x86_cc_crossing_remapped(struct x86_cpu *cpu, uint64_t la, uint64_t key,
+                                                uint64_t pa)
+{
+    struct xc_entry *x = xc_slot(cpu->cc, la);
+    if (x->la != la || (x->key & 7) != (key & 7) || x->pa[0] != (pa & ~0xfffull) ||
+        !xc_page_ok(x, 0))
+        return NULL;
+    /* la's page holds the same bytes, so the instruction still reaches
+     * into the next page: a fault fetching from it is the CPU's */
+    uint8_t *host;
+    if (next_page(cpu, la, &host) != x->pa[1] || !xc_page_ok(x, 1))
+        return NULL;
+    x->key = key;
+    cpu->stat_xc_hit++;
+    return &x->insn;
+}
+
+const struct x86_insn *x86_cc_crossing_fill(struct x86_cpu *cpu, uint64_t la, uint64_t key,
+                                            uint64_t pa, const uint8_t *host_page,
+                                            struct x86_insn *tmp)
+{
+    unsigned off = la & 0xfff, n1 = 4096 - off, mode = key & 3;
+    uint8_t buf[15], *host2;
+    uint64_t pa2 = next_page(cpu, la, &host2);
+    _Atomic uint32_t *g1 = x86_emu_page_gen(cpu->emu, pa, true);
+    _Atomic uint32_t *g2 = host2 ? x86_emu_page_gen(cpu->emu, pa2, true) : NULL;
+    if (!g1 || !g2 || n1 >= sizeof buf) {
+        x86_fetch_bytes(cpu, la, buf, sizeof buf);
+        x86_decode(buf, sizeof buf, mode, tmp);
+        return tmp;
+    }
+    struct xc_entry *x = xc_slot(cpu->cc, la);
+    /* generations first: a store after these loads kills the entry */
+    x->gen[0] = mark_code(cpu, g1);
+    x->gen[1] = mark_code(cpu, g2);
+    memcpy(buf, host_page + off, n1);
+    memcpy(buf + n1, host2, sizeof buf - n1);
+    x86_decode(buf, sizeof buf, mode, &x->insn);
+    x->la = la;
+    x->key = key;
+    x->pa[0] = pa & ~0xfffull;
+    x->pa[1] = pa2;
+    x->genp[0] = g1;
+    x->genp[1] = g2;
+    cpu->stat_xc_miss++;
+    return &x->insn;
 }

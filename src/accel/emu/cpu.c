@@ -314,22 +314,37 @@ static unsigned code_mode(const struct x86_cpu *cpu)
     return cpu->code64 ? X86_DEC_64 : cpu->code32 ? X86_DEC_32 : 0;
 }
 
-/* Decode and run one instruction without caching (page-crossing or MMIO code). */
-static void exec_uncached(struct x86_cpu *cpu, uint64_t la, const uint8_t *host_page)
+static inline uint64_t jc_key(const struct x86_cpu *cpu, unsigned mode)
+{
+    return (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+}
+
+/* Run one instruction outside any block (page-crossing or MMIO code). */
+static void exec_one(struct x86_cpu *cpu, const struct x86_insn *in)
+{
+    cpu->block_end = false;
+    exec_insn(cpu, in);
+    cpu->icount++;
+    if (cpu->block_end)
+        cpu->last_genp = NULL;      /* it may have written the page last validated */
+}
+
+/* Decode and run the instruction at la that no block holds: it crosses
+ * into the next page (then it is cached), or its page is MMIO or untracked. */
+static void exec_uncached(struct x86_cpu *cpu, uint64_t la, uint64_t pa, const uint8_t *host_page)
 {
     uint8_t buf[16];
     struct x86_insn in;
+    const struct x86_insn *p = &in;
     unsigned off = la & 0xfff, mode = code_mode(cpu);
-    int r = -1;
     cpu->insn_rip = cpu->rip;
-    if (host_page)
-        r = x86_decode(host_page + off, 4096 - off, mode, &in);
-    if (r == -1) {
+    if (!host_page) {
         x86_fetch_bytes(cpu, la, buf, 15);
         x86_decode(buf, 15, mode, &in);
+    } else if (x86_decode(host_page + off, 4096 - off, mode, &in) == -1) {
+        p = x86_cc_crossing_fill(cpu, la, jc_key(cpu, mode), pa, host_page, &in);
     }
-    exec_insn(cpu, &in);
-    cpu->icount++;
+    exec_one(cpu, p);
 }
 
 static void flush_write_tags(struct x86_cpu *cpu)
@@ -346,7 +361,7 @@ static void flush_write_tags(struct x86_cpu *cpu)
 static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev, uint64_t la)
 {
     unsigned mode = code_mode(cpu);
-    uint64_t key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+    uint64_t key = jc_key(cpu, mode);
     struct x86_block *b = NULL;
     int slot = -1;
     if (prev) {
@@ -371,6 +386,15 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
         }
     }
     if (X86_UNLIKELY(!b)) {
+        /* a page-crossing instruction run before under this key */
+        const struct x86_insn *x = x86_cc_crossing(cpu, la, key);
+        if (x) {
+            if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
+                x86_log(cpu, X86_LOG_EXEC, "page-crossing insn %#llx (cached)",
+                        (unsigned long long)cpu->rip);
+            exec_one(cpu, x);
+            return NULL;
+        }
         const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la >> 12) & (X86_ITLB_SIZE - 1)];
         uint64_t pa;
         uint8_t *host_page;
@@ -388,17 +412,22 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
             j->b->pa == pa && atomic_load_explicit(j->b->genp, memory_order_relaxed) == j->b->gen) {
             b = j->b;           /* the TLB was flushed since, but la still maps here */
         } else {
+            x = x86_cc_crossing_remapped(cpu, la, key, pa);
+            if (x) {
+                exec_one(cpu, x);
+                return NULL;
+            }
             uint64_t gen_before = cpu->jc_gen;
             b = x86_cc_lookup(cpu, pa, mode, host_page);
             cpu->stat_jc_miss++;
             if (!b) {
-                exec_uncached(cpu, la, host_page);
+                exec_uncached(cpu, la, pa, host_page);
                 return NULL;
             }
             if (cpu->jc_gen != gen_before)
                 prev = NULL;                 /* the arena was recycled under prev */
         }
-        key = (cpu->jc_gen << 3) | ((uint64_t)cpu->tlb_user << 2) | mode;
+        key = jc_key(cpu, mode);
         j->la = la;
         j->key = key;
         j->b = b;
@@ -457,10 +486,12 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         if (!b)
             continue;
         if (X86_UNLIKELY((++cpu->stat_blocks & 0xffffff) == 0) && getenv("QUOKKA_CPU_STATS"))
-            fprintf(stderr, "cpu%d: %llu insns, %llu blocks, %llu jump-cache misses, jc_gen %llu\n",
+            fprintf(stderr, "cpu%d: %llu insns, %llu blocks, %llu jump-cache misses, jc_gen %llu, "
+                    "page-crossing insns %llu cached %llu decoded\n",
                     cpu->index, (unsigned long long)cpu->icount,
                     (unsigned long long)cpu->stat_blocks, (unsigned long long)cpu->stat_jc_miss,
-                    (unsigned long long)cpu->jc_gen);
+                    (unsigned long long)cpu->jc_gen, (unsigned long long)cpu->stat_xc_hit,
+                    (unsigned long long)cpu->stat_xc_miss);
         unsigned n = b->n;
         cpu->block_end = false;
         if (X86_LIKELY(end - cpu->icount >= n)) {

@@ -279,6 +279,7 @@ struct x86_cpu {
     struct x86_jc_entry jc[X86_JC_SIZE];
     uint64_t icount;          /* instructions retired (statistics) */
     uint64_t stat_blocks, stat_jc_miss;
+    uint64_t stat_xc_hit, stat_xc_miss;   /* page-crossing instructions cached / decoded */
 };
 
 /* ---- Exceptions --------------------------------------------------------- */

@@ -37,6 +37,24 @@ void x86_cc_free(struct x86_code_cache *cc);
 struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
                                 const uint8_t *host_page);
 
+/* Page-crossing instructions (they belong to no block), cached per vCPU.
+ * key is the jump cache's: (jc_gen << 3) | (tlb_user << 2) | mode.
+ * x86_cc_crossing: the instruction at la if decoded under this very key
+ * and neither page written since; NULL otherwise.
+ * x86_cc_crossing_remapped: the same under an older jc_gen (a TLB flush
+ * since), if la's page is pa's and the next page still maps where it did
+ * (translating it, which may fault).
+ * x86_cc_crossing_fill: decode the instruction at la that does not fit in
+ * its RAM page (pa, host_page) and cache it when both pages can hold code;
+ * else decode it into *tmp. Either way the returned instruction stays
+ * valid until the next x86_cc_crossing_fill. */
+const struct x86_insn *x86_cc_crossing(struct x86_cpu *cpu, uint64_t la, uint64_t key);
+const struct x86_insn *x86_cc_crossing_remapped(struct x86_cpu *cpu, uint64_t la, uint64_t key,
+                                                uint64_t pa);
+const struct x86_insn *x86_cc_crossing_fill(struct x86_cpu *cpu, uint64_t la, uint64_t key,
+                                            uint64_t pa, const uint8_t *host_page,
+                                            struct x86_insn *tmp);
+
 /* Translated code for b (compiling it now if b is hot enough), or NULL
  * to interpret it. */
 void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b);
