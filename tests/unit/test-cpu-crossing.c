@@ -4,14 +4,14 @@
  * 0x181000 (two bytes of its displacement on each page; nothing else on
  * the second page is code); where it lands adds a different amount to
  * ESI. Halfway through, the loop changes that JMP once: a store to its
- * bytes on the second page, or on the first (each also followed by a CR3
- * write), the second page remapped to
- * another physical page (INVLPG; CR3 writes, global first page or not),
- * the first page remapped,
- * and separately, the same address run in 32-bit compatibility mode. Each
- * change must take effect at the very next execution: ESI counts which
- * target every call reached. Every program runs interpreted and translated
- * (x86_cpu_run until OUT 0x80). */
+ * bytes on the second page or on the first (also followed by a CR3
+ * write), the second page remapped to another physical page (INVLPG; CR3
+ * writes, global first page or not), the first page remapped. Each change
+ * must take effect at the very next execution: ESI counts which target
+ * every call reached. Separately, the same address runs in 32-bit
+ * compatibility mode, and at CPL 3 with the second page supervisor-only.
+ * Every program runs interpreted and translated (x86_cpu_run until
+ * OUT 0x80). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +29,7 @@ static void exit_on_out(void *opaque, uint16_t port, uint32_t val, unsigned size
 
 struct run {
     uint64_t gpr[16];
-    uint64_t insns, dispatches;
+    uint64_t insns, dispatches, cr2;
     uint64_t xc_hit, xc_miss;
 };
 
@@ -132,6 +132,7 @@ static void run_setup(const uint8_t *code, size_t n, int jit, prog_setup *setup,
     x86_cpu_run(cpu);
     x86_cpu_get_regs(cpu, &r);
     memcpy(out->gpr, r.gpr, sizeof out->gpr);
+    out->cr2 = r.cr2;
     x86_cpu_stats(cpu, &out->insns, &out->dispatches);
     out->xc_hit = cpu->stat_xc_hit;
     out->xc_miss = cpu->stat_xc_miss;
@@ -297,6 +298,69 @@ static void test_mode_change(void **state)
     assert_true(jit.xc_hit >= 2 * 200 - 4);
 }
 
+/* A privilege change: F runs once at CPL 0, then (IRETQ) at CPL 3 with
+ * the second page supervisor-only. At CPL 3 the JMP must fault on its
+ * fetch from the second page (#PF, CR2 = 0x181000) instead of running.
+ * CPL 0: call [rbx] (F) ; push 0x1b ; push USTACK ; push 0x3002 (IOPL 3) ;
+ *        push 0x23 ; push UCODE ; iretq
+ * UCODE: call [rbx] (F) ; out 0x80, al ; hlt
+ * #PF handler: mov r15d, 14 ; out 0x80, al ; hlt */
+#define UCODE (CD_CODE + 0x200u)
+#define PF_HANDLER (CD_CODE + 0x300u)
+#define USTACK (CD_STACK - 0x800u)
+static const uint8_t user_prog[] = {
+    0xff, 0x13, 0x6a, 0x1b, 0x68, 0x00, 0xf8, 0x2f, 0x00, 0x68, 0x02, 0x30, 0x00, 0x00,
+    0x6a, 0x23, 0x68, 0x00, 0x02, 0x10, 0x00, 0x48, 0xcf,
+};
+
+static void user_setup(uint8_t *ram, struct x86_regs *r)
+{
+    pte_global[0] = pte_global[1] = 0;
+    crossing_setup(ram, r);
+    uint64_t *pml4 = (uint64_t *)(ram + 0x1000), *pdpt = (uint64_t *)(ram + 0x2000);
+    uint64_t *pd = (uint64_t *)(ram + 0x3000), *pt = (uint64_t *)(ram + 0x4000);
+    pml4[0] |= 4;
+    pdpt[0] |= 4;
+    pd[0] |= 4;
+    pd[1] |= 4;
+    for (unsigned i = 0; i < 512; i++)
+        if (i != (PAGE2 >> 12))
+            pt[i] |= 4;
+    static const uint8_t ucode[] = { 0xff, 0x13, 0xe6, 0x80, 0xf4 };
+    static const uint8_t handler[] = { 0x41, 0xbf, 0x0e, 0x00, 0x00, 0x00, 0xe6, 0x80, 0xf4 };
+    memcpy(ram + UCODE, ucode, sizeof ucode);
+    memcpy(ram + PF_HANDLER, handler, sizeof handler);
+    uint64_t gdt[5] = { 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull,
+                        0x00cff3000000ffffull, 0x00affb000000ffffull };
+    memcpy(ram + GDT, gdt, sizeof gdt);
+    r->gdt_base = GDT;
+    r->gdt_limit = sizeof gdt - 1;
+    uint64_t lo = (PF_HANDLER & 0xffff) | (0x08ull << 16) | (0x8eull << 40) |
+                  (uint64_t)(PF_HANDLER >> 16) << 48;
+    uint64_t hi = 0;
+    memcpy(ram + 0x7000 + 16 * 14, &lo, 8);
+    memcpy(ram + 0x7000 + 16 * 14 + 8, &hi, 8);
+    r->idt_base = 0x7000;
+    r->idt_limit = 0xfff;
+    uint64_t rsp0 = CD_STACK - 0x100;
+    memcpy(ram + 0x6000 + 4, &rsp0, 8);
+    r->tr = (struct x86_seg){ .sel = 0x28, .base = 0x6000, .limit = 0x67, .attr = 0x8b };
+}
+
+static void test_privilege_change(void **state)
+{
+    static struct run interp, jit;
+    run_setup(user_prog, sizeof user_prog, -1, user_setup, &interp);
+    run_setup(user_prog, sizeof user_prog, 0, user_setup, &jit);
+    const struct run *runs[] = { &interp, &jit };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(runs[i]->gpr[15], 14);     /* the fault, not OUT at CPL 3 */
+        assert_int_equal(runs[i]->cr2, PAGE2);
+        assert_int_equal(runs[i]->gpr[6], 1);       /* the JMP ran at CPL 0 only */
+        assert_int_equal(runs[i]->gpr[7], 2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_remap_cr3),
         cmocka_unit_test(test_remap_first_page),
         cmocka_unit_test(test_mode_change),
+        cmocka_unit_test(test_privilege_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
