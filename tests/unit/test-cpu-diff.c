@@ -330,6 +330,10 @@ static void build_cases(void)
     /* LOCK INC with CF read afterwards (kept from the ADD before) */
     raw("add-lock-inc-adc", "\x48\x01\xd1\xf0\xff\x43\x40\x48\x11\xd0", 10, ALL);
     raw("push-m-pop", "\xff\x73\x40\x59", 4, ALL);
+    /* PUSHF after pending records (only the arithmetic flags compared) */
+    raw("add-pushf", "\x48\x01\xd1\x9c\x59\x81\xe1\xd5\x08\x00\x00", 11, ALL);
+    raw("cmp-pushf", "\x48\x39\xd1\x9c\x58\x25\xd5\x08\x00\x00", 10, ALL);
+    raw("inc-pushf", "\xff\xc1\x9c\x41\x58\x41\x81\xe0\xd5\x08\x00\x00", 12, ALL);
     raw("lfence", "\x0f\xae\xe8", 3, ALL);
     raw("mfence", "\x0f\xae\xf0", 3, ALL);
     raw("sfence", "\x0f\xae\xf8", 3, ALL);

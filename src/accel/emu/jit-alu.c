@@ -244,9 +244,7 @@ static void materialize_flags(struct x86_cpu *cpu)
     x86_get_flags(cpu);
 }
 
-/* Materialize the guest's flags in RFLAGS unless they are already. The
- * caller keeps a memory operand's host address in R13 (this may call out). */
-static void flags_to_rflags(struct jit_tr *t)
+void jit_flags_to_rflags(struct jit_tr *t)
 {
     struct jit_buf *b = &t->b;
     if (t->known_op == X86_LF_NONE)
@@ -271,7 +269,7 @@ static bool t_rotate_live(struct jit_tr *t, const struct x86_insn *in, unsigned 
         jit_mov_rr(b, 8, JR_R13, JR_RDI);
         dst = jit_m(JR_R13, 0);
     }
-    flags_to_rflags(t);
+    jit_flags_to_rflags(t);
     jit_load(b, size, JR_RAX, dst);
     jit_shift_ri(b, size, digit, JR_RAX, count);
     jit_store_dest(t, in, size, JR_RAX, dst);
@@ -345,7 +343,7 @@ static bool t_bt(struct jit_tr *t, const struct x86_insn *in)
             jit_mov_rr(b, 8, JR_R13, JR_RDI);
             dst = jit_m(JR_R13, 0);
         }
-        flags_to_rflags(t);
+        jit_flags_to_rflags(t);
     }
     jit_load(b, size, JR_RAX, dst);
     if (imm) {

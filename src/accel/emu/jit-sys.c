@@ -1,7 +1,8 @@
 /* JIT templates for the system instructions a kernel runs on every system
- * call and interrupt-masking section: CLI, STI, SWAPGS, and the fences.
+ * call and interrupt-masking section: PUSHF, CLI, STI, SWAPGS, the fences.
  * Each does its work inline at CPL 0; at any other privilege the
  * interpreter's handler runs instead (it raises #GP or honours IOPL). */
+#include "accel/emu/flags.h"
 #include "accel/emu/jit_int.h"
 
 /* Out-of-line: the interpreter runs the instruction unless CPL is 0. */
@@ -40,6 +41,26 @@ static bool t_sti(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
+/* 9C: PUSHF (64-bit), the first half of every local_irq_save. VM and RF
+ * read as 0; the stack slot is looked up before the flags are computed. */
+static bool t_pushf(struct jit_tr *t, const struct x86_insn *in)
+{
+    struct jit_buf *b = &t->b;
+    if (in->osz != 8)
+        return false;
+    jit_load(b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_lea(b, JR_RSI, jit_m(JR_RSI, -8));
+    jit_tlb(t, 8, true);
+    jit_mov_rr(b, 8, JR_R13, JR_RDI);
+    jit_flags_to_rflags(t);
+    jit_load(b, 8, JR_RAX, JIT_CPU(rflags));
+    jit_alu_ri(b, 8, JALU_AND, JR_RAX, (int32_t)~(X86_VM | X86_RF));
+    jit_store(b, 8, JR_RAX, jit_m(JR_R13, 0));
+    jit_alu_mi(b, 8, JALU_SUB, jit_greg(in, X86_RSP, 8), 8);
+    t->known_op = X86_LF_NONE;
+    return true;
+}
+
 /* 0F 01 F8: SWAPGS (64-bit code only, which is all the JIT translates) */
 static bool t_swapgs(struct jit_tr *t, const struct x86_insn *in)
 {
@@ -71,7 +92,7 @@ static bool t_fence(struct jit_tr *t, const struct x86_insn *in)
 jit_template *jit_sys_template(const struct x86_insn *in)
 {
     if (in->map == X86_MAP_1B)
-        return in->op == 0xfa ? t_cli : in->op == 0xfb ? t_sti : NULL;
+        return in->op == 0xfa ? t_cli : in->op == 0xfb ? t_sti : in->op == 0x9c ? t_pushf : NULL;
     if (in->map != X86_MAP_0F || (in->pfx & (X86_PFX_66 | X86_PFX_F2 | X86_PFX_F3)))
         return NULL;
     if (in->op == 0x01 && in->modrm == 0xf8)

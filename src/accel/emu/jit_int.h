@@ -112,6 +112,9 @@ void jit_tlb(struct jit_tr *t, unsigned size, bool write);
 struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write);
 /* Store an op|size lazy-flags record with operands in registers (JR_NONE: not stored). */
 void jit_lf(struct jit_tr *t, unsigned op, unsigned size, unsigned a, unsigned b, unsigned res);
+/* Emit: the guest's flags materialized in RFLAGS unless they already are
+ * (a call out: the caller keeps a host address in R13). */
+void jit_flags_to_rflags(struct jit_tr *t);
 /* Leave a condition in host flags; returns the host condition code to test. */
 unsigned jit_cond(struct jit_tr *t, unsigned cc);
 /* Return `count` retired instructions (cpu->rip already set). */
