@@ -330,7 +330,8 @@ static void exec_one(struct x86_cpu *cpu, const struct x86_insn *in)
 }
 
 /* Decode and run the instruction at la that no block holds: it crosses
- * into the next page (then it is cached), or its page is MMIO or untracked. */
+ * into the next page (cached when both pages are trackable RAM), or its
+ * page is MMIO or untracked. */
 static void exec_uncached(struct x86_cpu *cpu, uint64_t la, uint64_t pa, const uint8_t *host_page)
 {
     uint8_t buf[16];
