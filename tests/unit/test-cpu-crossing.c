@@ -1,5 +1,8 @@
-/* Instructions that straddle a page boundary belong to no decoded block;
- * the CPU caches them per vCPU instead (codecache.c). A loop calls F,
+/* Instructions that straddle a page boundary: in 64-bit code one ends the
+ * block it follows as its tail, valid while the next page maps and holds
+ * what it did at decode time; otherwise (a block's first instruction,
+ * 32-bit code, a tail no longer valid) the CPU's per-vCPU cache of
+ * crossing instructions runs it (codecache.c). A loop calls F,
  * whose last instruction is a JMP rel32 crossing from 0x180fff into
  * 0x181000 (two bytes of its displacement on each page; nothing else on
  * the second page is code); where it lands adds a different amount to
@@ -166,14 +169,15 @@ static void check_change(const uint8_t *ev, size_t len, uint32_t after, struct r
 
 static const uint8_t ev_none[] = { 0xc3 };
 
-/* The loop alone: the JMP is decoded once and then comes from the cache. */
+/* The loop alone: the JMP runs as the tail of F's block, so translated
+ * code goes from the loop into F and back without the run loop. */
 static void test_loop(void **state)
 {
     struct run jit;
     pte_global[0] = pte_global[1] = 0;
     check_change(ev_none, sizeof ev_none, 1, &jit);
-    assert_true(jit.xc_hit >= ROUNDS - 2);
-    assert_true(jit.xc_miss <= 2);
+    assert_true(jit.xc_hit + jit.xc_miss <= 2);
+    assert_true(jit.dispatches < ROUNDS / 4);
 }
 
 /* (a) mov byte [0x181000], 1: displacement 0x00010ffe */
@@ -294,8 +298,9 @@ static void test_mode_change(void **state)
     assert_int_equal(interp.gpr[7], 200);
     assert_int_equal(jit.gpr[7], 200);
     assert_int_equal(jit.insns, interp.insns);
-    /* both instructions stay cached across the switches */
-    assert_true(jit.xc_hit >= 2 * 200 - 4);
+    /* 64-bit runs take the tail; the 32-bit ones come from the cache */
+    assert_true(jit.xc_hit >= 200 - 4);
+    assert_true(jit.xc_miss <= 4);
 }
 
 /* A privilege change: F runs once at CPL 0, then (IRETQ) at CPL 3 with

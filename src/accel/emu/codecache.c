@@ -183,23 +183,60 @@ static uint32_t mark_code(struct x86_cpu *cpu, _Atomic uint32_t *g)
     return v;
 }
 
-static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
-                                      const uint8_t *page, uint32_t gen, _Atomic uint32_t *genp)
+/* The instruction at offset off of the block's page crosses into the
+ * next one: decode it into insn[n] through the page la's next page maps
+ * to now (no fault, no accessed bits: it may never run), if that is RAM.
+ * The page is marked as code first, so a store to it from now on shows. */
+static bool decode_tail(struct x86_cpu *cpu, struct x86_block *b, unsigned n, uint64_t la,
+                        const uint8_t *page, unsigned off)
+{
+    uint64_t la2 = (la & ~0xfffull) + 4096, pa2;
+    uint8_t buf[15];
+    unsigned n1 = 4096 - off;
+    if (b->mode != X86_DEC_64 || n1 >= sizeof buf ||
+        x86_mmu_walk(cpu, la2, X86_ACC_X, cpu->tlb_user, &pa2, false) != 0)
+        return false;
+    pa2 &= ~0xfffull;
+    const uint8_t *page2 = cpu->bus.ram_page(cpu->bus.opaque, pa2);
+    _Atomic uint32_t *g2 = page2 ? x86_emu_page_gen(cpu->emu, pa2, true) : NULL;
+    if (!g2)
+        return false;
+    b->tail_gen = mark_code(cpu, g2);
+    memcpy(buf, page + off, n1);
+    memcpy(buf + n1, page2, sizeof buf - n1);
+    if (x86_decode(buf, sizeof buf, b->mode, &b->insn[n]) == -1)
+        return false;
+    b->tail_genp = g2;
+    b->tail_pa = pa2;
+    return true;
+}
+
+static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t la, uint64_t pa,
+                                      unsigned mode, const uint8_t *page, uint32_t gen,
+                                      _Atomic uint32_t *genp)
 {
     struct x86_code_cache *cc = cpu->cc;
     struct x86_block *b = cc_alloc(cpu, cc);
     unsigned off = pa & 0xfff, n = 0;
+    bool crosses = false;
 
+    b->mode = mode;
     while (n < X86_BLOCK_MAX && off < 4096) {
         struct x86_insn *in = &b->insn[n];
         int r = x86_decode(page + off, 4096 - off, mode, in);
-        if (r == -1)
-            break;              /* crosses the page: executed uncached */
+        if (r == -1) {
+            crosses = true;
+            break;
+        }
         n++;
         off += in->len;
         if (in->flags & X86_DF_END)
             break;
     }
+    /* a crossing instruction that starts a block runs outside any
+     * (cpu.c's page-crossing cache); after others it becomes the tail */
+    b->tail = crosses && n > 0 && decode_tail(cpu, b, n, la, page, off);
+    n += b->tail;
     if (n == 0)
         return NULL;
     b->pa = pa;
@@ -210,7 +247,6 @@ static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned
     b->succ[0] = b->succ[1] = NULL;
     b->jit[0] = b->jit[1] = NULL;
     b->runs = 0;
-    b->mode = mode;
     b->n = n;
     unsigned h = hash_of(pa);
     b->next = cc->hash[h];
@@ -220,7 +256,7 @@ static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t pa, unsigned
     return b;
 }
 
-struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
+struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t la, uint64_t pa, unsigned mode,
                                 const uint8_t *host_page)
 {
     struct x86_code_cache *cc = cpu->cc;
@@ -243,7 +279,7 @@ struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
             pp = &b->next;
     }
     gen = mark_code(cpu, g);
-    return decode_block(cpu, pa, mode, host_page, gen, g);
+    return decode_block(cpu, la, pa, mode, host_page, gen, g);
 }
 
 void *x86_cc_jit(struct x86_cpu *cpu, struct x86_block *b)

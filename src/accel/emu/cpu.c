@@ -419,7 +419,7 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
                 return NULL;
             }
             uint64_t gen_before = cpu->jc_gen;
-            b = x86_cc_lookup(cpu, pa, mode, host_page);
+            b = x86_cc_lookup(cpu, la, pa, mode, host_page);
             cpu->stat_jc_miss++;
             if (!b) {
                 exec_uncached(cpu, la, pa, host_page);
@@ -442,6 +442,17 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
         prev->succ[slot] = b;
     }
     return b;
+}
+
+/* May the block's tail run, entered at la: does la's next page still map
+ * where it did when the tail was decoded, unwritten since? (Translated
+ * code makes the same test inline.) */
+static bool tail_ok(const struct x86_cpu *cpu, const struct x86_block *b, uint64_t la)
+{
+    uint64_t la2 = (la & ~0xfffull) + 4096;
+    const struct x86_tlb_entry *e = &cpu->itlb[cpu->tlb_user][(la2 >> 12) & (X86_ITLB_SIZE - 1)];
+    return e->tag_x == la2 && e->pa == b->tail_pa &&
+           atomic_load_explicit(b->tail_genp, memory_order_relaxed) == b->tail_gen;
 }
 
 /* Run up to about `limit` instructions; returns RUN_*. */
@@ -510,6 +521,8 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
         } else {
             n = (unsigned)(end - cpu->icount);
         }
+        if (n == b->n && b->tail && !tail_ok(cpu, b, la))
+            n--;                /* the tail then runs outside, as it did before the block */
         const struct x86_insn *in = b->insn;
         for (unsigned i = 0; i < n; i++, in++) {
             exec_insn(cpu, in);

@@ -27,14 +27,23 @@ struct x86_block {
     uint32_t runs;               /* interpreted runs so far (the JIT's hotness count) */
     uint8_t mode;                /* X86_DEC_* */
     uint8_t n;
+    /* The last instruction may cross into the next page (a "tail"): it
+     * counts only while the block's linear page + 4096 maps to tail_pa
+     * in the fetch TLB and that page's generation is still tail_gen;
+     * otherwise the block ends before it (x86_block_tail_ok). */
+    bool tail;
+    uint32_t tail_gen;
+    _Atomic uint32_t *tail_genp;
+    uint64_t tail_pa;
     struct x86_insn insn[];
 };
 
 struct x86_code_cache *x86_cc_new(void);
 void x86_cc_free(struct x86_code_cache *cc);
 /* Block starting at pa in mode, decoded from host (page at pa & ~0xfff),
- * or NULL if pa's page cannot be cached (MMIO, outside the tracked range). */
-struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t pa, unsigned mode,
+ * or NULL if pa's page cannot be cached (MMIO, outside the tracked range).
+ * la is where it runs from: a tail is decoded through la's next page. */
+struct x86_block *x86_cc_lookup(struct x86_cpu *cpu, uint64_t la, uint64_t pa, unsigned mode,
                                 const uint8_t *host_page);
 
 /* Page-crossing instructions (they belong to no block), cached per vCPU.

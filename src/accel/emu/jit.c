@@ -518,7 +518,8 @@ static void flag_liveness(const struct x86_block *blk, uint8_t *live_after, uint
             wr = 0;
         }
         live = (uint8_t)((live & ~wr) | rd);
-        bool from_host = i > 0 && hf_reader(&blk->insn[i]) && hf_producer(&blk->insn[i - 1]);
+        bool from_host = i > 0 && hf_reader(&blk->insn[i]) && hf_producer(&blk->insn[i - 1]) &&
+                         !(blk->tail && i + 1 == blk->n);    /* tail_check clobbers them */
         mem = (uint8_t)((mem & ~wr) | (from_host ? 0 : rd));
     }
 }
@@ -544,6 +545,41 @@ static void translate_insn(struct jit_tr *t, const struct x86_insn *in, bool las
         jit_leave(t, t->idx + 1);
     else
         check_block_end(t, t->idx + 1);
+}
+
+/* Before a tail (decode.h): leave ahead of it unless the block's next
+ * linear page maps in the fetch TLB where it did at decode time and the
+ * page's generation is unchanged. Clobbers host flags (flag_liveness
+ * keeps the tail from taking flags from them). */
+static void tail_check(struct jit_tr *t)
+{
+    struct jit_buf *b = &t->b;
+    const struct x86_block *blk = t->blk;
+    int32_t itlb = (int32_t)(offsetof(struct x86_cpu, itlb) +
+                             t->user * X86_ITLB_SIZE * sizeof(struct x86_tlb_entry));
+    jit_mov_rr(b, 8, JR_RAX, JR_R12);
+    jit_alu_ri(b, 8, JALU_AND, JR_RAX, -4096);
+    jit_lea(b, JR_RAX, jit_m(JR_RAX, 4096));
+    tlb_slot_index(b, JR_RSI, JR_RAX, X86_ITLB_SIZE);
+    jit_alu_rm(b, 8, JALU_CMP, JR_RAX,
+               jit_mx(JR_RBX, JR_RSI, 3, itlb + (int32_t)offsetof(struct x86_tlb_entry, tag_x)));
+    uint8_t *unmapped = jit_jcc(b, JCC_NE);
+    jit_mov_imm(b, JR_RAX, blk->tail_pa);
+    jit_alu_rm(b, 8, JALU_CMP, JR_RAX,
+               jit_mx(JR_RBX, JR_RSI, 3, itlb + (int32_t)offsetof(struct x86_tlb_entry, pa)));
+    uint8_t *moved = jit_jcc(b, JCC_NE);
+    jit_mov_imm(b, JR_RAX, (uint64_t)(uintptr_t)blk->tail_genp);
+    jit_alu_mi(b, 4, JALU_CMP, jit_m(JR_RAX, 0), (int32_t)blk->tail_gen);
+    uint8_t *written = jit_jcc(b, JCC_NE);
+    uint8_t *ok = jit_jmp(b);
+    jit_patch(b, unmapped, b->p);
+    jit_patch(b, moved, b->p);
+    jit_patch(b, written, b->p);
+    jit_lea(b, JR_RAX, jit_m(JR_R12, (int32_t)t->off));
+    jit_store(b, 8, JR_RAX, JIT_CPU(rip));
+    jit_leave(t, t->idx);
+    jit_patch(b, ok, b->p);
+    t->hf_in = false;
 }
 
 /* Out-of-line code: TLB misses re-run their instruction in the interpreter. */
@@ -630,6 +666,8 @@ x86_jit_fn *x86_jit_translate(struct x86_jit *jit, const struct x86_block *blk, 
         t->live = live_after[i];
         t->live_mem = mem_after[i];
         t->hf_in = t->hf;
+        if (blk->tail && i + 1 == blk->n)
+            tail_check(t);
         translate_insn(t, in, i + 1 == blk->n);
         off = t->next;
     }
