@@ -184,6 +184,35 @@ static void test_loop(void **state)
         assert_true(jit.dispatches < ROUNDS / 4);
 }
 
+/* The longest instruction there can be, 15 bytes, starting 14 bytes
+ * before the page end and called directly, so it starts a block and
+ * runs from the cache: nine CS prefixes and add esi, 3 (81 c6 imm32,
+ * the immediate's last byte on the second page) ; ret */
+#define G_LA (PAGE2 - 14)
+static void longest_setup(uint8_t *ram, struct x86_regs *r)
+{
+    static const uint8_t g[] = { 0x2e, 0x2e, 0x2e, 0x2e, 0x2e, 0x2e, 0x2e, 0x2e, 0x2e,
+                                 0x81, 0xc6, 0x03, 0x00, 0x00, 0x00, 0xc3 };
+    crossing_setup(ram, r);
+    memcpy(ram + G_LA, g, sizeof g);
+    uint64_t ptr = G_LA;
+    memcpy(ram + CD_DATA, &ptr, 8);
+}
+
+static void test_longest_at_page_end(void **state)
+{
+    static struct run interp, jit;
+    memcpy(event, ev_none, sizeof ev_none);
+    event_len = sizeof ev_none;
+    pte_global[0] = pte_global[1] = 0;
+    run_setup(loop_prog, sizeof loop_prog, -1, longest_setup, &interp);
+    run_setup(loop_prog, sizeof loop_prog, 0, longest_setup, &jit);
+    assert_int_equal(interp.gpr[6], 3 * ROUNDS);
+    assert_int_equal(jit.gpr[6], 3 * ROUNDS);
+    assert_true(interp.xc_hit >= ROUNDS - 2);
+    assert_true(jit.xc_hit >= ROUNDS - 2);
+}
+
 /* (a) mov byte [0x181000], 1: displacement 0x00010ffe */
 static void test_store_second_page(void **state)
 {
@@ -374,6 +403,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loop),
+        cmocka_unit_test(test_longest_at_page_end),
         cmocka_unit_test(test_store_second_page),
         cmocka_unit_test(test_store_first_page),
         cmocka_unit_test(test_store_then_flush),

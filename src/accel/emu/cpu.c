@@ -387,8 +387,11 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
         }
     }
     if (X86_UNLIKELY(!b)) {
-        /* a page-crossing instruction run before under this key */
-        const struct x86_insn *x = x86_cc_crossing(cpu, la, key);
+        /* a page-crossing instruction run before under this key (only the
+         * last 14 bytes of a page can start one: the cache is not looked
+         * at for the other jump-cache misses) */
+        bool may_cross = (la & 0xfff) > 4096 - 15;
+        const struct x86_insn *x = may_cross ? x86_cc_crossing(cpu, la, key) : NULL;
         if (x) {
             if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))
                 x86_log(cpu, X86_LOG_EXEC, "page-crossing insn %#llx (cached)",
@@ -413,7 +416,7 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
             j->b->pa == pa && atomic_load_explicit(j->b->genp, memory_order_relaxed) == j->b->gen) {
             b = j->b;           /* the TLB was flushed since, but la still maps here */
         } else {
-            x = x86_cc_crossing_remapped(cpu, la, key, pa);
+            x = may_cross ? x86_cc_crossing_remapped(cpu, la, key, pa) : NULL;
             if (x) {
                 exec_one(cpu, x);
                 return NULL;
