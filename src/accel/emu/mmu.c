@@ -340,10 +340,16 @@ void x86_write_slow(struct x86_cpu *cpu, uint64_t la, uint64_t val, unsigned siz
     bool ram;
     uint8_t *host;
     uint64_t pa = xlate(cpu, la, X86_ACC_W, &ram, &host);
-    if (ram)
+    if (ram) {
         memcpy(host, &val, size);
-    else
+        /* a page holding code (no write tag) had its generation bumped
+         * before the bytes changed; another vCPU that decoded it in between
+         * marked it as code again under the old bytes: bump once more */
+        if (cpu->tlb[cpu->tlb_user][(la >> 12) & (X86_TLB_SIZE - 1)].tag_w != (la & ~0xfffull))
+            x86_code_written(cpu, pa, size);
+    } else {
         cpu->bus.mmio_write(cpu->bus.opaque, pa, val, size);
+    }
 }
 
 uint8_t *x86_host_ptr_w(struct x86_cpu *cpu, uint64_t la, unsigned n)
@@ -356,7 +362,11 @@ uint8_t *x86_host_ptr_w(struct x86_cpu *cpu, uint64_t la, unsigned n)
     bool ram;
     uint8_t *host;
     xlate(cpu, la, X86_ACC_W, &ram, &host);
-    return ram ? host : NULL;
+    /* code page: the caller's store must go through x86_write_slow, which
+     * bumps the page's generation again once the bytes are in */
+    if (!ram || e->tag_w != (la & ~0xfffull))
+        return NULL;
+    return host;
 }
 
 void x86_read_mem(struct x86_cpu *cpu, uint64_t la, void *buf, unsigned n)
