@@ -299,4 +299,38 @@ static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct
     return cd_run_emu_warm(h, code, n, s, ptrs, false);
 }
 
+/* ---- whole programs, run until they write port 0x80 --------------------- */
+
+static struct x86_cpu *cd_prog_running;
+
+static void cd_prog_exit_on_out(void *opaque, uint16_t port, uint32_t val, unsigned size)
+{
+    if (port == 0x80)
+        x86_cpu_kick(cd_prog_running, X86_EV_EXIT);
+}
+
+/* A second vCPU on h's machine with `code` at CD_CODE and *r a flat 64-bit
+ * state there (RBX = CD_DATA, RSP = CD_STACK), JIT threshold `jit` (-1:
+ * interpreted); x86_cpu_run then returns once the program does OUT 0x80.
+ * JIT_LOG=1 logs everything. */
+static inline struct x86_cpu *cd_prog_cpu(struct cd *h, const uint8_t *code, size_t n, int jit,
+                                          struct x86_regs *r)
+{
+    struct x86_bus bus = h->bus;
+    bus.pio_out = cd_prog_exit_on_out;
+    struct x86_cpu *cpu = x86_cpu_new(h->emu, 1, true, &bus);
+    if (!cpu)
+        return NULL;
+    cd_prog_running = cpu;
+    x86_cpu_set_jit(cpu, jit);
+    if (getenv("JIT_LOG"))
+        x86_cpu_set_log(cpu, ~0u);
+    memcpy(h->ram + CD_CODE, code, n);
+    cd_regs64(r);
+    r->gpr[3] = CD_DATA;
+    r->gpr[4] = CD_STACK;
+    r->rip = CD_CODE;
+    return cpu;
+}
+
 #endif

@@ -22,14 +22,6 @@
 #include "cpu-diff.h"
 #include "accel/emu/cpu_int.h"
 
-static struct x86_cpu *running;
-
-static void exit_on_out(void *opaque, uint16_t port, uint32_t val, unsigned size)
-{
-    if (port == 0x80)
-        x86_cpu_kick(running, X86_EV_EXIT);
-}
-
 struct run {
     uint64_t gpr[16];
     uint64_t insns, dispatches, cr2;
@@ -116,20 +108,9 @@ static void run_setup(const uint8_t *code, size_t n, int jit, prog_setup *setup,
 {
     static struct cd h;
     assert_int_equal(cd_init(&h, 1), 0);
-    struct x86_bus bus = h.bus;
-    bus.pio_out = exit_on_out;
-    struct x86_cpu *cpu = x86_cpu_new(h.emu, 1, true, &bus);
-    assert_non_null(cpu);
-    running = cpu;
-    x86_cpu_set_jit(cpu, jit);
-    if (getenv("JIT_LOG"))
-        x86_cpu_set_log(cpu, ~0u);
-    memcpy(h.ram + CD_CODE, code, n);
     struct x86_regs r;
-    cd_regs64(&r);
-    r.gpr[3] = CD_DATA;
-    r.gpr[4] = CD_STACK;
-    r.rip = CD_CODE;
+    struct x86_cpu *cpu = cd_prog_cpu(&h, code, n, jit, &r);
+    assert_non_null(cpu);
     setup(h.ram, &r);
     x86_cpu_set_regs(cpu, &r);
     x86_cpu_run(cpu);

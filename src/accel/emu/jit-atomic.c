@@ -15,15 +15,25 @@ static void emit_lock(struct jit_tr *t)
     jit_byte(&t->b, 0xf0);
 }
 
+/* 0F B0/B1/C0/C1 with a memory operand: its host address in RDI
+ * (writable); returns the operand size, 0 for the register forms. */
+static unsigned rmw_operand(struct jit_tr *t, const struct x86_insn *in)
+{
+    unsigned size = (in->op & 1) ? in->osz : 1;
+    if (in->mod == 3 || !jit_ea_ok(t, in))
+        return 0;
+    jit_mem_operand(t, in, size, true);
+    return size;
+}
+
 /* 0F B0/B1: CMPXCHG r/m, reg (memory forms). Host CMPXCHG leaves the old
  * value in RAX and the flags of CMP acc, old: the guest's result. */
 static bool t_cmpxchg(struct jit_tr *t, const struct x86_insn *in)
 {
     struct jit_buf *b = &t->b;
-    unsigned size = in->op == 0xb0 ? 1 : in->osz;
-    if (in->mod == 3 || !jit_ea_ok(t, in))
+    unsigned size = rmw_operand(t, in);
+    if (!size)
         return false;
-    jit_mem_operand(t, in, size, true);
     jit_load(b, size, JR_RAX, jit_greg(in, X86_RAX, size));
     jit_load(b, size, JR_RCX, jit_greg(in, in->reg, size));
     jit_mov_rr(b, 8, JR_RDX, JR_RAX);
@@ -45,10 +55,9 @@ static bool t_cmpxchg(struct jit_tr *t, const struct x86_insn *in)
 static bool t_xadd(struct jit_tr *t, const struct x86_insn *in)
 {
     struct jit_buf *b = &t->b;
-    unsigned size = in->op == 0xc0 ? 1 : in->osz;
-    if (in->mod == 3 || !jit_ea_ok(t, in))
+    unsigned size = rmw_operand(t, in);
+    if (!size)
         return false;
-    jit_mem_operand(t, in, size, true);
     jit_load(b, size, JR_RCX, jit_greg(in, in->reg, size));
     jit_mov_rr(b, 8, JR_RDX, JR_RCX);
     emit_lock(t);
