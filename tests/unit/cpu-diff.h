@@ -301,6 +301,15 @@ static inline int cd_run_emu(struct cd *h, const uint8_t *code, size_t n, struct
 
 /* ---- whole programs, run until they write port 0x80 --------------------- */
 
+/* QUOKKA_JIT=0 turns the JIT off for the whole process: "translated" runs
+ * interpret too, so only their results, not their dispatch counts, say
+ * anything then. */
+static inline bool cd_jit_on(void)
+{
+    const char *e = getenv("QUOKKA_JIT");
+    return !e || strcmp(e, "0") != 0;
+}
+
 static struct x86_cpu *cd_prog_running;
 
 static void cd_prog_exit_on_out(void *opaque, uint16_t port, uint32_t val, unsigned size)

@@ -103,7 +103,8 @@ static void test_loop_with_calls(void **state)
     /* three blocks per iteration interpreted; translated, only the RET's
      * dynamic target goes back to the run loop */
     assert_true(interp.dispatches >= 3000);
-    assert_true(jit.dispatches < 1100);
+    if (cd_jit_on())
+        assert_true(jit.dispatches < 1100);
 }
 
 /* The same with a maskable interrupt possibly pending and IF=0 (as during
@@ -117,7 +118,8 @@ static void test_loop_interrupts_masked(void **state)
     run_program(loop_prog, sizeof loop_prog, 0, &jit);
     intr_pending = false;
     check_against(&model, &jit);
-    assert_true(jit.dispatches < 1100);
+    if (cd_jit_on())
+        assert_true(jit.dispatches < 1100);
 }
 
 /* Code rewritten under the translation: the loop stores a new immediate
@@ -194,8 +196,8 @@ static void test_indirect_and_cross_page(void **state)
     assert_int_equal(jit.gpr[2], edx);
     assert_int_equal(jit.insns, interp.insns);
     assert_true(interp.dispatches >= 5000);
-    printf("# dispatches %llu %llu\n", (unsigned long long)interp.dispatches, (unsigned long long)jit.dispatches);
-    assert_true(jit.dispatches < 50);
+    if (cd_jit_on())
+        assert_true(jit.dispatches < 50);
 }
 
 /* A mapping that changes under translated code: the loop calls F2 at
@@ -264,9 +266,10 @@ static void test_remap(void **state)
      * global page revalidated against the fetch TLB, the local one after
      * an inline refill of it): the run loop saw only the block after each
      * CR3 write */
-    printf("# dispatches %llu %llu\n", (unsigned long long)jit_global.dispatches, (unsigned long long)jit_local.dispatches);
-    assert_true(jit_global.dispatches < 2100);
-    assert_true(jit_local.dispatches < 2100);
+    if (cd_jit_on()) {
+        assert_true(jit_global.dispatches < 2100);
+        assert_true(jit_local.dispatches < 2100);
+    }
 }
 
 int main(void)
