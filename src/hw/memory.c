@@ -310,6 +310,20 @@ void *as_ram_ptr(struct address_space *as, uint64_t gpa, uint64_t len)
     return (uint8_t *)s->r->ram + (gpa - s->r->base);
 }
 
+void *as_ram_ptr_memo(struct address_space *as, struct as_memo *memo, uint64_t gpa, uint64_t len)
+{
+    /* retired lists live as long as the space, so a list's address is
+     * never reused for a newer one */
+    const struct as_map *m = __atomic_load_n(&as->map, __ATOMIC_ACQUIRE);
+    if (memo->map == m && gpa >= memo->start && gpa < memo->end && len <= memo->end - gpa)
+        return memo->host + (gpa - memo->start);
+    const struct as_span *s = as_find(as, gpa);
+    if (!s || !s->r->ram || len > s->end - gpa)
+        return NULL;
+    *memo = (struct as_memo){ m, s->start, s->end, (uint8_t *)s->r->ram + (s->start - s->r->base) };
+    return memo->host + (gpa - s->start);
+}
+
 int as_rw(struct address_space *as, uint64_t gpa, void *buf, uint64_t len, bool is_write)
 {
     uint8_t *p = buf;

@@ -50,6 +50,15 @@ void as_write(struct address_space *as, uint64_t addr, uint64_t value, unsigned 
 
 /* Host pointer for [gpa, gpa+len) if it is all inside one RAM region, else NULL. */
 void *as_ram_ptr(struct address_space *as, uint64_t gpa, uint64_t len);
+/* The same through a caller's memo of the last RAM span it hit (one
+ * thread's: a vCPU walking page tables asks for the same RAM again and
+ * again). The memo holds while the region list is the one it came from. */
+struct as_memo {
+    const void *map;
+    uint64_t start, end;
+    uint8_t *host;
+};
+void *as_ram_ptr_memo(struct address_space *as, struct as_memo *memo, uint64_t gpa, uint64_t len);
 /* Device DMA: copies through RAM (and MMIO, a byte at a time). Returns 0 or -EFAULT. */
 int as_rw(struct address_space *as, uint64_t gpa, void *buf, uint64_t len, bool is_write);
 

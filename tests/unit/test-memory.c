@@ -1,5 +1,5 @@
 /* Address spaces: RAM and MMIO dispatch, priorities, unassigned reads,
- * straddling accesses, removal, the RAM write hook. */
+ * straddling accesses, removal, the RAM write hook, memoized RAM lookups. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -99,9 +99,30 @@ static void test_dma_and_hook(void **state)
     as_free(as);
 }
 
+/* A memo answers from the span it remembers, and stops as soon as the
+ * region list changes under it. */
+static void test_ram_memo(void **state)
+{
+    struct address_space *as = as_new("mem", NULL);
+    static uint8_t a[0x4000], b[0x4000];
+    struct as_memo memo = { 0 };
+    as_add_ram(as, 0x10000, sizeof(a), a, "a");
+    assert_ptr_equal(as_ram_ptr_memo(as, &memo, 0x11000, 4096), a + 0x1000);
+    assert_ptr_equal(as_ram_ptr_memo(as, &memo, 0x13000, 4096), a + 0x3000);
+    assert_null(as_ram_ptr_memo(as, &memo, 0x13800, 4096));     /* runs past the end */
+    assert_null(as_ram_ptr_memo(as, &memo, 0x14000, 4096));
+    assert_ptr_equal(as_ram_ptr_memo(as, &memo, 0x12000, 4096), a + 0x2000);
+    as_del(as, 0x10000, NULL);
+    assert_null(as_ram_ptr_memo(as, &memo, 0x12000, 4096));     /* gone */
+    as_add_ram(as, 0x10000, sizeof(b), b, "b");
+    assert_ptr_equal(as_ram_ptr_memo(as, &memo, 0x12000, 4096), b + 0x2000);
+    as_free(as);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ram_memo),
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_dma_and_hook),
     };

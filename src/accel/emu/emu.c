@@ -20,6 +20,7 @@ struct emu_vcpu {
     int index;
     struct x86_cpu *cpu;
     struct apic *apic;
+    struct as_memo ram_memo;    /* page walks ask for the same RAM span again and again */
 };
 
 struct accel {
@@ -31,7 +32,7 @@ struct accel {
 static uint8_t *emu_ram_page(void *opaque, uint64_t gpa)
 {
     struct emu_vcpu *v = opaque;
-    return as_ram_ptr(v->a->b.mem, gpa, 4096);
+    return as_ram_ptr_memo(v->a->b.mem, &v->ram_memo, gpa, 4096);
 }
 
 static bool emu_apic_hit(struct emu_vcpu *v, uint64_t gpa)
