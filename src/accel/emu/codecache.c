@@ -233,9 +233,8 @@ static struct x86_block *decode_block(struct x86_cpu *cpu, uint64_t la, uint64_t
         if (in->flags & X86_DF_END)
             break;
     }
-    /* a crossing instruction that starts a block runs outside any
-     * (cpu.c's page-crossing cache); after others it becomes the tail */
-    b->tail = crosses && n > 0 && decode_tail(cpu, b, n, la, page, off);
+    /* a crossing instruction becomes the tail, even as the block's only one */
+    b->tail = crosses && decode_tail(cpu, b, n, la, page, off);
     n += b->tail;
     if (n == 0)
         return NULL;

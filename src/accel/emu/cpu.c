@@ -348,6 +348,20 @@ static void exec_uncached(struct x86_cpu *cpu, uint64_t la, uint64_t pa, const u
     exec_one(cpu, p);
 }
 
+/* The page-crossing instruction at la, outside any block (its block's
+ * tail may not run: the next page moved or was written). */
+static void exec_crossing(struct x86_cpu *cpu, uint64_t la)
+{
+    const struct x86_insn *x = x86_cc_crossing(cpu, la, jc_key(cpu, code_mode(cpu)));
+    if (x) {
+        exec_one(cpu, x);
+        return;
+    }
+    uint8_t *host_page;
+    uint64_t pa = x86_fetch_xlate(cpu, la, &host_page);
+    exec_uncached(cpu, la, pa, host_page);
+}
+
 static void flush_write_tags(struct x86_cpu *cpu)
 {
     for (int u = 0; u < 2; u++)
@@ -509,6 +523,14 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
                     (unsigned long long)cpu->stat_xc_miss);
         unsigned n = b->n;
         cpu->block_end = false;
+        /* a tail that cannot run ends its block early (translated code
+         * tests that itself); alone, it runs outside it, through the
+         * page-crossing cache */
+        if (X86_UNLIKELY(b->tail) && n == 1 && !tail_ok(cpu, b, la)) {
+            exec_crossing(cpu, la);
+            prev = NULL;
+            continue;
+        }
         if (X86_LIKELY(end - cpu->icount >= n)) {
             x86_jit_fn *code = x86_cc_jit(cpu, b);
             if (code) {
@@ -525,7 +547,7 @@ static int exec_loop(struct x86_cpu *cpu, uint64_t end, bool stepping)
             n = (unsigned)(end - cpu->icount);
         }
         if (n == b->n && b->tail && !tail_ok(cpu, b, la))
-            n--;                /* the tail then runs outside, as it did before the block */
+            n--;
         const struct x86_insn *in = b->insn;
         for (unsigned i = 0; i < n; i++, in++) {
             exec_insn(cpu, in);
