@@ -343,7 +343,9 @@ static void exec_uncached(struct x86_cpu *cpu, uint64_t la, uint64_t pa, const u
         x86_fetch_bytes(cpu, la, buf, 15);
         x86_decode(buf, 15, mode, &in);
     } else if (x86_decode(host_page + off, 4096 - off, mode, &in) == -1) {
-        p = x86_cc_crossing_fill(cpu, la, jc_key(cpu, mode), pa, host_page, &in);
+        p = x86_cc_crossing(cpu, la, jc_key(cpu, mode));
+        if (!p)
+            p = x86_cc_crossing_fill(cpu, la, jc_key(cpu, mode), pa, host_page, &in);
     }
     exec_one(cpu, p);
 }
@@ -403,8 +405,9 @@ static struct x86_block *find_block(struct x86_cpu *cpu, struct x86_block *prev,
     if (X86_UNLIKELY(!b)) {
         /* a page-crossing instruction run before under this key (only the
          * last 14 bytes of a page can start one: the cache is not looked
-         * at for the other jump-cache misses) */
-        bool may_cross = (la & 0xfff) > 4096 - 15;
+         * at for the other jump-cache misses). 64-bit code has blocks for
+         * them (tails), which must win: the cache would keep them out. */
+        bool may_cross = mode != X86_DEC_64 && (la & 0xfff) > 4096 - 15;
         const struct x86_insn *x = may_cross ? x86_cc_crossing(cpu, la, key) : NULL;
         if (x) {
             if (X86_UNLIKELY(cpu->log_mask & X86_LOG_EXEC))

@@ -187,7 +187,7 @@ struct x86_lazy {
  * so they always take the slow path. */
 #define X86_TLB_BITS 10
 #define X86_TLB_SIZE (1u << X86_TLB_BITS)
-#define X86_ITLB_SIZE 256u      /* instruction fetch has its own, so code and data never evict each other */
+#define X86_ITLB_SIZE 1024u     /* fetch has its own, so code and data never evict each other */
 #define X86_TLB_INVALID 1ull    /* never equal to a page-aligned address */
 #define X86_TLB_LOCAL_MAX 256u
 struct x86_tlb_entry {
