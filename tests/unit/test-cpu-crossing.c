@@ -177,14 +177,20 @@ static void longest_setup(uint8_t *ram, struct x86_regs *r)
     memcpy(ram + CD_DATA, &ptr, 8);
 }
 
+/* The loop over G with `ev` as the event, interpreted and translated. */
+static void run_longest(const uint8_t *ev, size_t len, struct run *interp, struct run *jit)
+{
+    memcpy(event, ev, len);
+    event_len = len;
+    pte_global[0] = pte_global[1] = 0;
+    run_setup(loop_prog, sizeof loop_prog, -1, longest_setup, interp);
+    run_setup(loop_prog, sizeof loop_prog, 0, longest_setup, jit);
+}
+
 static void test_longest_at_page_end(void **state)
 {
     static struct run interp, jit;
-    memcpy(event, ev_none, sizeof ev_none);
-    event_len = sizeof ev_none;
-    pte_global[0] = pte_global[1] = 0;
-    run_setup(loop_prog, sizeof loop_prog, -1, longest_setup, &interp);
-    run_setup(loop_prog, sizeof loop_prog, 0, longest_setup, &jit);
+    run_longest(ev_none, sizeof ev_none, &interp, &jit);
     assert_int_equal(interp.gpr[6], 3 * ROUNDS);
     assert_int_equal(jit.gpr[6], 3 * ROUNDS);
     assert_true(interp.xc_hit + interp.xc_miss <= 2);
@@ -199,11 +205,7 @@ static void test_longest_second_page_written(void **state)
 {
     static const uint8_t ev[] = { 0xc6, 0x04, 0x25, 0x00, 0x10, 0x18, 0x00, 0x01, 0xc3 };
     static struct run interp, jit;
-    memcpy(event, ev, sizeof ev);
-    event_len = sizeof ev;
-    pte_global[0] = pte_global[1] = 0;
-    run_setup(loop_prog, sizeof loop_prog, -1, longest_setup, &interp);
-    run_setup(loop_prog, sizeof loop_prog, 0, longest_setup, &jit);
+    run_longest(ev, sizeof ev, &interp, &jit);
     uint32_t want = 151u * 3 + 149u * 0x01000003u;
     assert_int_equal((uint32_t)interp.gpr[6], want);
     assert_int_equal((uint32_t)jit.gpr[6], want);

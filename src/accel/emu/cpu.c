@@ -354,11 +354,6 @@ static void exec_uncached(struct x86_cpu *cpu, uint64_t la, uint64_t pa, const u
  * tail may not run: the next page moved or was written). */
 static void exec_crossing(struct x86_cpu *cpu, uint64_t la)
 {
-    const struct x86_insn *x = x86_cc_crossing(cpu, la, jc_key(cpu, code_mode(cpu)));
-    if (x) {
-        exec_one(cpu, x);
-        return;
-    }
     uint8_t *host_page;
     uint64_t pa = x86_fetch_xlate(cpu, la, &host_page);
     exec_uncached(cpu, la, pa, host_page);

@@ -26,19 +26,11 @@ static bool t_jmp(struct jit_tr *t, const struct x86_insn *in)
     return true;
 }
 
-/* RSI = RSP - 8 and RDI = its host address, writable. */
-static void push_slot(struct jit_tr *t, const struct x86_insn *in)
-{
-    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
-    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
-    jit_tlb(t, 8, true);
-}
-
 static bool t_call(struct jit_tr *t, const struct x86_insn *in)
 {
     if (in->osz != 8)
         return false;
-    push_slot(t, in);
+    jit_push_slot(t, in);
     jit_lea(&t->b, JR_RAX, jit_m(JR_R12, (int32_t)t->next));
     jit_store(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
     jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
@@ -73,7 +65,7 @@ static bool t_indirect(struct jit_tr *t, const struct x86_insn *in)
     struct jit_mem src = jit_rm(t, in, 8, false);
     jit_load(&t->b, 8, JR_R13, src);
     if (call) {
-        push_slot(t, in);
+        jit_push_slot(t, in);
         jit_lea(&t->b, JR_RAX, jit_m(JR_R12, (int32_t)t->next));
         jit_store(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
         jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));

@@ -97,9 +97,7 @@ static bool t_push(struct jit_tr *t, const struct x86_insn *in)
 {
     if (in->osz != 8)
         return false;
-    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
-    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
-    jit_tlb(t, 8, true);
+    jit_push_slot(t, in);
     jit_load(&t->b, 8, JR_RAX, jit_greg(in, in->reg, 8));
     jit_store(&t->b, 8, JR_RAX, jit_m(JR_RDI, 0));
     jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
@@ -128,9 +126,7 @@ static bool t_push_rm(struct jit_tr *t, const struct x86_insn *in)
     if (in->osz == 2 || !jit_rm_ok(t, in))
         return false;
     jit_load(&t->b, 8, JR_R13, jit_rm(t, in, 8, false));
-    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
-    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
-    jit_tlb(t, 8, true);
+    jit_push_slot(t, in);
     jit_store(&t->b, 8, JR_R13, jit_m(JR_RDI, 0));
     jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
     return true;
@@ -156,9 +152,7 @@ static bool t_push_imm(struct jit_tr *t, const struct x86_insn *in)
 {
     if (in->osz != 8)
         return false;
-    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
-    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
-    jit_tlb(t, 8, true);
+    jit_push_slot(t, in);
     jit_store_imm(&t->b, 8, jit_m(JR_RDI, 0), (int32_t)in->imm);
     jit_store(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
     return true;

@@ -48,9 +48,7 @@ static bool t_pushf(struct jit_tr *t, const struct x86_insn *in)
     struct jit_buf *b = &t->b;
     if (in->osz != 8)
         return false;
-    jit_load(b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
-    jit_lea(b, JR_RSI, jit_m(JR_RSI, -8));
-    jit_tlb(t, 8, true);
+    jit_push_slot(t, in);
     jit_mov_rr(b, 8, JR_R13, JR_RDI);
     jit_flags_to_rflags(t);
     jit_load(b, 8, JR_RAX, JIT_CPU(rflags));

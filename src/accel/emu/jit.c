@@ -129,6 +129,13 @@ void jit_stub_if(struct jit_tr *t, unsigned cc)
         t->b.full = true;       /* cannot happen: at most two per instruction */
 }
 
+void jit_push_slot(struct jit_tr *t, const struct x86_insn *in)
+{
+    jit_load(&t->b, 8, JR_RSI, jit_greg(in, X86_RSP, 8));
+    jit_lea(&t->b, JR_RSI, jit_m(JR_RSI, -8));
+    jit_tlb(t, 8, true);
+}
+
 void jit_tlb(struct jit_tr *t, unsigned size, bool write)
 {
     struct jit_buf *b = &t->b;
@@ -301,6 +308,13 @@ static void lookup_slot(struct jit_tr *t, unsigned reg)
     jit_alu_rr(b, 8, JALU_ADD, JR_RCX, JR_RDX);
 }
 
+/* Offset from RBX of the fetch TLB of the block's privilege class. */
+static int32_t itlb_base(const struct jit_tr *t)
+{
+    return (int32_t)(offsetof(struct x86_cpu, itlb) +
+                     t->user * X86_ITLB_SIZE * sizeof(struct x86_tlb_entry));
+}
+
 /* The fetch TLB lost the address (a CR3 write drops user pages): walk the
  * page tables as the run loop would, and refill it when the address still
  * maps to the entry's page. 0 when not (then the run loop deals with it,
@@ -337,8 +351,7 @@ static void lookup_jump(struct jit_tr *t, bool enter)
     jit_jmp_m(b, jit_m(JR_RCX, (int32_t)offsetof(struct jit_lookup, code)));
     /* flushed since: does the fetch TLB still map it to the same page? */
     jit_patch(b, old, b->p);
-    int32_t itlb = (int32_t)(offsetof(struct x86_cpu, itlb) +
-                             t->user * X86_ITLB_SIZE * sizeof(struct x86_tlb_entry));
+    int32_t itlb = itlb_base(t);
     tlb_slot_index(b, JR_RSI, JR_RAX, X86_ITLB_SIZE);
     jit_mov_rr(b, 8, JR_RDI, JR_RAX);
     jit_alu_ri(b, 8, JALU_AND, JR_RDI, -4096);
@@ -555,8 +568,7 @@ static void tail_check(struct jit_tr *t)
 {
     struct jit_buf *b = &t->b;
     const struct x86_block *blk = t->blk;
-    int32_t itlb = (int32_t)(offsetof(struct x86_cpu, itlb) +
-                             t->user * X86_ITLB_SIZE * sizeof(struct x86_tlb_entry));
+    int32_t itlb = itlb_base(t);
     jit_mov_rr(b, 8, JR_RAX, JR_R12);
     jit_alu_ri(b, 8, JALU_AND, JR_RAX, -4096);
     jit_lea(b, JR_RAX, jit_m(JR_RAX, 4096));

@@ -108,6 +108,8 @@ void jit_mem_operand(struct jit_tr *t, const struct x86_insn *in, unsigned size,
 void jit_stub_if(struct jit_tr *t, unsigned cc);
 /* Same as jit_mem_operand for a linear address already in RSI. */
 void jit_tlb(struct jit_tr *t, unsigned size, bool write);
+/* Emit: RSI = RSP - 8, RDI = its host address, writable (a push's slot). */
+void jit_push_slot(struct jit_tr *t, const struct x86_insn *in);
 /* The r/m operand: a guest register, or memory through jit_mem_operand. */
 struct jit_mem jit_rm(struct jit_tr *t, const struct x86_insn *in, unsigned size, bool write);
 /* Store an op|size lazy-flags record with operands in registers (JR_NONE: not stored). */
