@@ -389,6 +389,28 @@ static void test_sti_pending_interrupt(void **state)
     }
 }
 
+/* STI right before an instruction that crosses into a page the fetch TLB
+ * does not hold yet (the block's tail then cannot run from the block):
+ * the shadow still covers that instruction. jmp 0x22ffb | 0x22ffb: sti ;
+ * mov r14d, 1 (ends at 0x23002) ; hlt */
+static void test_sti_before_crossing(void **state)
+{
+    static const uint8_t jmp[] = { 0xe9, 0xf6, 0x2f, 0x00, 0x00 };
+    static const uint8_t tail[] = { 0xfb, 0x41, 0xbe, 0x01, 0x00, 0x00, 0x00, 0xf4 };
+    for (int jit = 0; jit < 2; jit++) {
+        struct sys *s = sys_new();
+        x86_cpu_set_jit(s->cpu, jit ? 0 : -1);
+        memcpy(s->ram + 0x22ffb, tail, sizeof tail);
+        pending_vector = 0x40;
+        x86_cpu_kick(s->cpu, X86_EV_INTR);
+        struct x86_regs r = run64(s, jmp, sizeof jmp);
+        assert_int_equal(r.gpr[15], 0x40);
+        assert_int_equal(r.gpr[14], 1);                     /* the MOV ran first */
+        assert_int_equal(get64(s, KSTACK - 40), 0x23002);
+        sys_free(s);
+    }
+}
+
 static void test_int_gate_dpl(void **state)
 {
     struct sys *s = sys_new();
@@ -456,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_kernel_sys_insns),
         cmocka_unit_test(test_user_cli_swapgs_fault),
         cmocka_unit_test(test_sti_pending_interrupt),
+        cmocka_unit_test(test_sti_before_crossing),
         cmocka_unit_test(test_int_gate_dpl),
         cmocka_unit_test(test_triple_fault),
         cmocka_unit_test(test_real_to_long_mode),

@@ -24,13 +24,15 @@ static bool t_cli(struct jit_tr *t, const struct x86_insn *in)
  * a pending interrupt; translated code goes on instead, and the pending
  * check at the block's exit leaves for the run loop. By then the
  * instruction after STI has run, so the interrupt shadow only needs to be
- * set when STI is the block's last instruction (STI; HLT keeps working:
- * HLT leaves the block with the shadow over). */
+ * set when STI is the block's last instruction, or the last before a
+ * page-crossing tail, which may leave the block before it runs (STI; HLT
+ * keeps working: HLT leaves the block with the shadow over). */
 static bool t_sti(struct jit_tr *t, const struct x86_insn *in)
 {
     struct jit_buf *b = &t->b;
     need_cpl0(t);
-    if (t->idx + 1 == t->blk->n) {
+    /* a tail after it may leave the block before running (tail_check) */
+    if (t->idx + 1 == t->blk->n || (t->blk->tail && t->idx + 2 == t->blk->n)) {
         jit_op_m(b, 1, 0xf6, 0, jit_m(JR_RBX, (int32_t)offsetof(struct x86_cpu, rflags) + 1));
         jit_byte(b, X86_IF >> 8);                           /* TEST byte [rflags+1], IF */
         uint8_t *was_set = jit_jcc(b, JCC_NE);
